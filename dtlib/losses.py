@@ -1,0 +1,90 @@
+"""Losses: Barlow Twins, DINO, and their sum (DINO Twins)."""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+
+def _standardize(z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Per-dimension mean 0 and biased variance 1 over the batch, as a non-affine BatchNorm."""
+    return (z - z.mean(0)) / torch.sqrt(z.var(0, unbiased=False) + eps)
+
+
+def cross_correlation(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+    """Barlow Twins' cross-correlation matrix C = z1ᵀ z2 / N of batch-standardised embeddings (D, D)."""
+    with torch.autocast(z1.device.type, enabled=False):
+        z1, z2 = _standardize(z1.float()), _standardize(z2.float())  # (N, D)
+        return z1.T @ z2 / z1.shape[0]  # (D, D)
+
+
+def barlow_twins_loss(z1: torch.Tensor, z2: torch.Tensor, lambd: float = 5e-3) -> torch.Tensor:
+    """Σᵢ (1 − Cᵢᵢ)² + λ Σᵢ≠ⱼ Cᵢⱼ², computed in float32 even under autocast."""
+    c = cross_correlation(z1, z2)
+    diag = torch.diagonal(c)
+    on_diag = (1 - diag).pow(2).sum()
+    off_diag = c.pow(2).sum() - diag.pow(2).sum()
+    return on_diag + lambd * off_diag
+
+
+class DINOLoss(nn.Module):
+    """DINO's cross-entropy between the centred, sharpened teacher and the student.
+
+    Args:
+        out_dim: number of prototypes K.
+        student_temp: temperature of the student softmax.
+        center_momentum: EMA momentum m of the centre.
+        centering: subtract the centre from the teacher logits (an ablation switch).
+    """
+
+    def __init__(self, out_dim: int, student_temp: float = 0.1, center_momentum: float = 0.9,
+                 centering: bool = True):
+        super().__init__()
+        self.student_temp = student_temp
+        self.center_momentum = center_momentum
+        self.centering = centering
+        self.register_buffer("center", torch.zeros(1, out_dim))
+
+    def teacher_probs(self, teacher_logits: torch.Tensor, teacher_temp: float) -> torch.Tensor:
+        """Teacher targets softmax((t − center) / teacher_temp), without gradient (B, K)."""
+        t = teacher_logits.detach().float()
+        if self.centering:
+            t = t - self.center
+        return F.softmax(t / teacher_temp, dim=-1)
+
+    def forward(self, student_logits: list[torch.Tensor], teacher_logits: list[torch.Tensor],
+                teacher_temp: float) -> torch.Tensor:
+        """Mean over pairs (teacher view i, student view j), i ≠ j, of the batch-mean cross-entropy."""
+        targets = [self.teacher_probs(t, teacher_temp) for t in teacher_logits]
+        log_probs = [F.log_softmax(s.float() / self.student_temp, dim=-1) for s in student_logits]
+        total = student_logits[0].new_zeros((), dtype=torch.float32)
+        n_pairs = 0
+        for i, p in enumerate(targets):
+            for j, log_q in enumerate(log_probs):
+                if i == j:  # the same crop seen by both networks is not a prediction task
+                    continue
+                total = total + torch.sum(-p * log_q, dim=-1).mean()
+                n_pairs += 1
+        if n_pairs == 0:
+            raise ValueError("DINOLoss needs at least two views (no pair with i != j)")
+        if self.centering:
+            self.update_center(teacher_logits)
+        return total / n_pairs
+
+    @torch.no_grad()
+    def update_center(self, teacher_logits: list[torch.Tensor]) -> None:
+        """center ← m·center + (1−m)·mean of the teacher logits over the batch and views."""
+        t = torch.cat([x.float() for x in teacher_logits])  # (n_views * B, K)
+        total = t.sum(0, keepdim=True)
+        count = torch.tensor(float(t.shape[0]), device=t.device)
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(total)
+            dist.all_reduce(count)
+        self.center.mul_(self.center_momentum).add_(total / count, alpha=1 - self.center_momentum)
+
+
+def dino_twins_loss(dino: torch.Tensor, barlow: torch.Tensor, beta: float) -> torch.Tensor:
+    """DINO Twins: DINO loss + β × Barlow Twins loss."""
+    return dino + beta * barlow
