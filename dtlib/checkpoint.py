@@ -1,0 +1,92 @@
+"""Atomic checkpoints with every RNG state, loaded with `weights_only=True`."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import __version__
+from .config import Config
+
+
+class CheckpointError(RuntimeError):
+    """A missing, corrupt or mismatched checkpoint; the message says what to do."""
+
+
+def rng_state(generator: torch.Generator) -> dict[str, Any]:
+    """Every random state a run depends on, in types `weights_only` loading accepts."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
+        "python": random.getstate(),
+        "augment": generator.get_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
+    """Restore what `rng_state` saved."""
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    generator.set_state(state["augment"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: str | Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    scaler: torch.amp.GradScaler, step: int, config: Config,
+                    generator: torch.Generator) -> Path:
+    """Write the checkpoint to a temporary file, then rename it: a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict(),
+        "step": step,
+        "rng": rng_state(generator),
+        "config": dataclasses.asdict(config),
+        "dtlib_version": __version__,
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a dtlib checkpoint safely (`weights_only=True`), with a clear error when it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}: train first (python -m dtlib train --out DIR) "
+                              "or pass the path of an existing checkpoint.pt")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises many types for truncated/foreign files
+        raise CheckpointError(f"{path} is corrupt or not a dtlib checkpoint ({type(err).__name__}); "
+                              "delete it and train again, or point to another checkpoint") from None
+    if not isinstance(payload, dict) or not {"model", "config", "step"} <= payload.keys():
+        raise CheckpointError(f"{path} is not a dtlib checkpoint (missing model/config/step)")
+    return payload
+
+
+def check_compatible(payload: dict[str, Any], config: Config, path: str | Path) -> None:
+    """Refuse to resume a checkpoint of another method or backbone."""
+    saved = payload["config"]
+    for key in ("method", "backbone"):
+        if saved.get(key) != getattr(config, key):
+            raise CheckpointError(
+                f"{path} was trained with {key}={saved.get(key)!r} but this run asks for "
+                f"{key}={getattr(config, key)!r}; use another --out folder or the same {key}")

@@ -1,0 +1,179 @@
+"""One dataclass per run, named presets, and validation with clear messages."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from typing import Any
+
+from .methods import BT_PAIRS, METHODS
+
+OPTIMIZERS = ("lars", "sgd", "adamw")
+MOMENTUM_SCHEDULES = ("cosine", "fixed", "zero")
+BACKBONE_NAMES = ("resnet18", "resnet50", "vit_tiny", "resnet_mini")
+WANDB_MODES = ("disabled", "offline", "online")
+
+
+class ConfigError(ValueError):
+    """An impossible or unknown setting; the message says which and what is allowed."""
+
+
+@dataclass
+class Config:
+    """Every setting of a run. Presets fill it; CLI flags and `dataclasses.replace` override it."""
+
+    method: str = "dinotwins"  # barlow_twins | dino | dinotwins
+    backbone: str = "resnet18"  # resnet18 | resnet50 | vit_tiny | resnet_mini
+    dataset: str = "cifar10"  # cifar10 | cifar100 | imagefolder
+    data_dir: str | None = None  # None: $DTLIB_DATA or ~/.cache/dtlib/data
+    out: str = "runs/latest"  # checkpoint.pt, metrics.jsonl, metrics.json go here
+    subset: int = 0  # train on this many images (a fixed random subset); 0 = the whole train split
+    # optimisation
+    epochs: int = 100
+    batch_size: int = 256
+    optimizer: str = "lars"  # lars | sgd | adamw
+    lr: float = 0.3  # for a batch of 256, scaled linearly with batch_size
+    min_lr_ratio: float = 0.01  # cosine ends at lr * min_lr_ratio
+    warmup_epochs: float = 10
+    weight_decay: float = 1e-4
+    weight_decay_end: float | None = None  # cosine weight-decay target (DINO); None = constant
+    clip_grad: float = 0.0  # max global grad norm; 0 = off
+    # views
+    image_size: int = 32  # global crop size
+    global_scale: tuple[float, float] = (0.3, 1.0)
+    n_local: int = 6  # DINO local crops (0 = two global crops only)
+    local_size: int = 16
+    local_scale: tuple[float, float] = (0.05, 0.3)
+    # Barlow Twins (and the DINO Twins projector)
+    proj_dims: tuple[int, ...] = (2048, 2048, 2048)
+    lambd: float = 5e-3
+    # DINO
+    out_dim: int = 4096  # prototypes K
+    head_hidden_dim: int = 2048
+    bottleneck_dim: int = 256
+    head_layers: int = 3
+    norm_last_layer: bool = True
+    freeze_last_layer: int = 1  # epochs with frozen prototypes
+    student_temp: float = 0.1
+    teacher_temp: float = 0.07
+    teacher_temp_warmup: bool = True  # ablation switch
+    warmup_teacher_temp: float = 0.04
+    warmup_teacher_temp_epochs: float = 30
+    centering: bool = True  # ablation switch
+    center_momentum: float = 0.9
+    momentum_teacher: float = 0.996
+    momentum_schedule: str = "cosine"  # cosine (to 1) | fixed | zero — ablation switch
+    # DINO Twins
+    beta: float = 5e-3  # weight of the Barlow Twins term; 0 = plain DINO
+    bt_pairs: str = "global"  # global | all
+    # machinery
+    seed: int = 0
+    device: str = "auto"  # auto: cuda > mps > cpu
+    amp: bool = True  # bf16 (fp16 + grad scaler on older GPUs); ignored on CPU
+    compile: bool = False
+    channels_last: bool = True
+    log_every: int = 20  # steps between host syncs for logging
+    save_every: int = 10  # epochs between checkpoints (and one at the end)
+    knn_every: int = 0  # epochs between online kNN reports on the test split (0 = off)
+    probe_epochs: int = 100
+    eval_batch_size: int = 1024
+    wandb: str = "disabled"  # disabled | offline | online
+
+
+_GPU_COMMON: dict[str, Any] = dict(device="auto", epochs=200, batch_size=512, optimizer="lars", lr=0.3,
+                                   warmup_epochs=10, weight_decay=1e-5, log_every=50)
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "cifar10-resnet18": dict(_GPU_COMMON, backbone="resnet18"),
+    "cifar10-resnet50": dict(_GPU_COMMON, backbone="resnet50"),
+    "cifar10-vit-tiny": dict(
+        _GPU_COMMON, backbone="vit_tiny", optimizer="adamw", lr=5e-4, weight_decay=0.04,
+        weight_decay_end=0.4, clip_grad=3.0, warmup_epochs=10, channels_last=False,
+    ),
+    # Sized for 2 CPU cores: a small ResNet, a subset, small heads and few local crops.
+    "cpu-mini": dict(
+        backbone="resnet_mini", device="cpu", subset=10000, epochs=5, batch_size=128, optimizer="adamw",
+        lr=2e-3, weight_decay=1e-4, warmup_epochs=1, n_local=2, proj_dims=(512, 512, 512), out_dim=1024,
+        head_hidden_dim=512, bottleneck_dim=128, warmup_teacher_temp_epochs=2, momentum_teacher=0.99,
+        channels_last=False, log_every=10, save_every=1, probe_epochs=50, eval_batch_size=512,
+    ),
+}
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def validate(cfg: Config) -> Config:
+    """Raise ConfigError naming the setting when a config cannot run."""
+    _check(cfg.method in METHODS, f"unknown method {cfg.method!r}: choose one of {', '.join(METHODS)}")
+    _check(cfg.backbone in BACKBONE_NAMES,
+           f"unknown backbone {cfg.backbone!r}: choose one of {', '.join(BACKBONE_NAMES)}")
+    _check(cfg.optimizer in OPTIMIZERS, f"unknown optimizer {cfg.optimizer!r}: choose one of {OPTIMIZERS}")
+    _check(cfg.momentum_schedule in MOMENTUM_SCHEDULES,
+           f"unknown momentum_schedule {cfg.momentum_schedule!r}: choose one of {MOMENTUM_SCHEDULES}")
+    _check(cfg.bt_pairs in BT_PAIRS, f"unknown bt_pairs {cfg.bt_pairs!r}: choose one of {BT_PAIRS}")
+    _check(cfg.wandb in WANDB_MODES, f"unknown wandb mode {cfg.wandb!r}: choose one of {WANDB_MODES}")
+    _check(cfg.batch_size >= 2, f"batch_size must be >= 2 (batch statistics need two samples), got {cfg.batch_size}")
+    _check(cfg.epochs >= 1, f"epochs must be >= 1, got {cfg.epochs}")
+    _check(cfg.lr > 0, f"lr must be > 0, got {cfg.lr}")
+    for name in ("student_temp", "teacher_temp", "warmup_teacher_temp"):
+        _check(getattr(cfg, name) > 0, f"{name} must be > 0, got {getattr(cfg, name)}")
+    _check(cfg.beta >= 0, f"beta must be >= 0 (0 is plain DINO), got {cfg.beta}")
+    _check(cfg.lambd >= 0, f"lambd must be >= 0, got {cfg.lambd}")
+    _check(0 <= cfg.momentum_teacher <= 1, f"momentum_teacher must be in [0, 1], got {cfg.momentum_teacher}")
+    _check(0 <= cfg.center_momentum <= 1, f"center_momentum must be in [0, 1], got {cfg.center_momentum}")
+    _check(cfg.n_local >= 0, f"n_local must be >= 0, got {cfg.n_local}")
+    for name in ("global_scale", "local_scale"):
+        lo, hi = getattr(cfg, name)
+        _check(0 < lo <= hi <= 1, f"{name} must satisfy 0 < min <= max <= 1, got {(lo, hi)}")
+    _check(cfg.subset >= 0, f"subset must be >= 0, got {cfg.subset}")
+    _check(cfg.subset == 0 or cfg.subset >= cfg.batch_size,
+           f"subset ({cfg.subset}) must be 0 (all) or at least batch_size ({cfg.batch_size})")
+    if cfg.backbone == "vit_tiny":
+        for name, size in (("image_size", cfg.image_size), ("local_size", cfg.local_size)):
+            _check(size % 4 == 0, f"vit_tiny uses patch size 4, which does not divide {name}={size}; "
+                                  "use a multiple of 4")
+    return cfg
+
+
+def _coerce(field: dataclasses.Field, value: Any) -> Any:
+    """Turn a CLI string into the field's type ("0.4,1.0" for tuples, true/false for bools)."""
+    if not isinstance(value, str):
+        return tuple(value) if isinstance(value, list) else value
+    kind = str(field.type)
+    try:
+        if kind.startswith("tuple[float"):
+            return tuple(float(v) for v in value.split(","))
+        if kind.startswith("tuple[int"):
+            return tuple(int(v) for v in value.split(","))
+        if kind == "bool":
+            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(value)
+            return value.lower() in ("true", "1", "yes")
+        if kind == "int":
+            return int(value)
+        if kind.startswith("float"):
+            return None if value.lower() == "none" else float(value)
+        if kind.startswith("str | None"):
+            return None if value.lower() == "none" else value
+    except ValueError:
+        raise ConfigError(f"--{field.name}: cannot read {value!r} as {kind}") from None
+    return value
+
+
+def make_config(preset: str | None = None, **overrides: Any) -> Config:
+    """A validated Config: defaults, then the preset's values, then `overrides` (strings are parsed)."""
+    valid = {f.name: f for f in fields(Config)}
+    values: dict[str, Any] = {}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ConfigError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
+        values.update(PRESETS[preset])
+    for key, value in overrides.items():
+        key = key.replace("-", "_")
+        if key not in valid:
+            raise ConfigError(f"unknown setting {key!r}; valid settings: {', '.join(valid)}")
+        values[key] = _coerce(valid[key], value)
+    return validate(Config(**{k: _coerce(valid[k], v) for k, v in values.items()}))
