@@ -1,0 +1,144 @@
+"""Command line: python -m dtlib {train, eval, bench}."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .checkpoint import CheckpointError
+from .config import ConfigError, make_config
+from .data import DataError
+from .train import TrainingError
+
+EPILOG = """examples:
+  python -m dtlib train                                   # DINO Twins, GPU recipe or cpu-mini
+  python -m dtlib train --method barlow_twins --preset cpu-mini --data-dir ../shared/data/cifar10-jpeg
+  python -m dtlib train --preset cifar10-resnet18 --beta 0.01 --centering false
+  python -m dtlib eval --checkpoint runs/latest/checkpoint.pt
+  python -m dtlib bench
+any config field can be set with --name value (see dtlib/config.py)."""
+
+
+def _overrides(rest: list[str]) -> dict[str, str]:
+    """Turn ['--beta', '0.1', '--centering=false'] into {'beta': '0.1', 'centering': 'false'}."""
+    out: dict[str, str] = {}
+    i = 0
+    while i < len(rest):
+        token = rest[i]
+        if not token.startswith("--"):
+            raise ConfigError(f"unexpected argument {token!r}: settings are given as --name value")
+        if "=" in token:
+            key, value = token[2:].split("=", 1)
+            i += 1
+        elif i + 1 < len(rest):
+            key, value = token[2:], rest[i + 1]
+            i += 2
+        else:
+            raise ConfigError(f"{token} needs a value")
+        out[key.replace("-", "_")] = value
+    return out
+
+
+def _print_metrics(metrics: dict[str, Any]) -> None:
+    print(f"\n{metrics['method']} / {metrics['backbone']}  ({metrics['train_seconds']} s of training)")
+    for key in ("linear_top1", "linear_top5", "knn_top1_k20", "knn_top1_k200"):
+        if key in metrics:
+            print(f"  {key:<14} {metrics[key]:6.2f} %")
+
+
+def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
+    from .train import resolve_device, run
+
+    preset = args.preset
+    if preset is None:
+        preset = "cifar10-resnet18" if torch.cuda.is_available() else "cpu-mini"
+        print(f"preset: {preset} ({'CUDA GPU found' if preset != 'cpu-mini' else 'no CUDA GPU: CPU-sized run'}); "
+              "choose another with --preset")
+    overrides = _overrides(rest)
+    for key in ("method", "backbone", "data_dir", "out", "wandb"):
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
+    cfg = make_config(preset, **overrides)
+    if cfg.data_dir is not None and not Path(cfg.data_dir).exists():
+        raise DataError(f"data folder {cfg.data_dir} does not exist: pass --data-dir with an existing folder "
+                        "(an ImageFolder root with train/ and test/, or a torchvision CIFAR folder)")
+    print(f"training {cfg.method} / {cfg.backbone} for {cfg.epochs} epochs on {resolve_device(cfg.device)}, "
+          f"writing to {cfg.out}")
+    callbacks = []
+    if cfg.wandb != "disabled":
+        from .tracking import WandbLogger
+
+        callbacks.append(WandbLogger(cfg))
+    metrics = run(cfg, resume=args.resume, callbacks=callbacks)
+    if metrics["interrupted"]:
+        return 130
+    _print_metrics(metrics)
+    print(f"metrics written to {Path(cfg.out) / 'metrics.json'}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace, rest: list[str]) -> int:
+    from .evaluate import evaluate
+    from .train import load_trained, resolve_device
+
+    model, cfg = load_trained(args.checkpoint)
+    data_dir = args.data_dir if args.data_dir is not None else cfg.data_dir
+    from .data import load_dataset
+
+    train, test = load_dataset(cfg.dataset, data_dir)
+    device = resolve_device(args.device)
+    model.to(device)
+    metrics: dict[str, Any] = {"method": cfg.method, "backbone": cfg.backbone, "checkpoint": str(args.checkpoint),
+                               "train_seconds": None}
+    metrics.update(evaluate(model.eval_backbone(), train.images.to(device), train.labels.to(device),
+                            test.images.to(device), test.labels.to(device), batch_size=cfg.eval_batch_size,
+                            probe_epochs=cfg.probe_epochs, seed=cfg.seed))
+    out = Path(args.out) if args.out else Path(args.checkpoint).parent
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    _print_metrics({**metrics, "train_seconds": "—"})
+    print(f"metrics written to {out / 'metrics.json'}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
+    from .bench import main as bench_main
+
+    return bench_main(rest)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; bad input gives one line on stderr and exit code 2."""
+    parser = argparse.ArgumentParser(prog="python -m dtlib", epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("train", help="train a method, then linear probe + kNN")
+    p.add_argument("--method", choices=["barlow_twins", "dino", "dinotwins"])
+    p.add_argument("--backbone", choices=["resnet18", "resnet50", "vit_tiny", "resnet_mini"])
+    p.add_argument("--preset", help="cifar10-resnet18 | cifar10-resnet50 | cifar10-vit-tiny | cpu-mini")
+    p.add_argument("--data-dir", dest="data_dir")
+    p.add_argument("--out")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--wandb", choices=["disabled", "offline", "online"])
+    p = sub.add_parser("eval", help="linear probe + kNN of a checkpoint")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--data-dir", dest="data_dir")
+    p.add_argument("--out")
+    p.add_argument("--device", default="auto")
+    sub.add_parser("bench", help="images/s of a training step per method and backbone", add_help=False)
+    args, rest = parser.parse_known_args(argv)
+    commands = {"train": cmd_train, "eval": cmd_eval, "bench": cmd_bench}
+    try:
+        return commands[args.command](args, rest)
+    except (ConfigError, DataError, CheckpointError, TrainingError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
