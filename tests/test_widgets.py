@@ -1,0 +1,153 @@
+"""Tests for dtlib.widgets.AttentionViewer, driven from Python without a browser.
+
+The viewer draws on its own Agg canvas (never pyplot), so no display or backend setup is needed.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+
+import numpy as np
+import pytest
+import skimage.data
+import torch
+from PIL import Image
+
+from dtlib.attention import attention_mask, cls_attention, normalize
+from dtlib.backbones import ViTBackbone, build_backbone
+from dtlib.widgets import AttentionViewer
+
+
+@pytest.fixture(scope="module")
+def model() -> ViTBackbone:
+    """A small ViT (3 layers, 3 heads, patch 4): enough layers and heads to tell them apart."""
+    torch.manual_seed(0)
+    return build_backbone("vit_tiny", depth=3, embed_dim=48)
+
+
+@pytest.fixture()
+def images() -> torch.Tensor:
+    """Three random uint8 CIFAR-sized images, (N, 3, 32, 32)."""
+    return torch.randint(0, 256, (3, 3, 32, 32), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+
+
+@pytest.fixture()
+def viewer(model: ViTBackbone, images: torch.Tensor) -> AttentionViewer:
+    """A viewer over the three images."""
+    return AttentionViewer(model, images, names=["a", "b", "c"])
+
+
+def _expected(model: ViTBackbone, image: torch.Tensor, layer: int) -> np.ndarray:
+    """Attention maps of one uint8 image (3, H, W) computed directly, (heads, h, w)."""
+    return cls_attention(model, normalize(image), layer)[0].numpy()
+
+
+def _overlay(viewer: AttentionViewer) -> np.ndarray:
+    """The data the overlay artist currently shows."""
+    return np.asarray(viewer.overlay.get_array())
+
+
+def test_initial_state(viewer: AttentionViewer, model: ViTBackbone, images: torch.Tensor) -> None:
+    assert viewer.layer.max == 2 and viewer.layer.value == 2
+    assert viewer.head.value == "mean" and len(viewer.head.options) == 4  # 3 heads + mean
+    np.testing.assert_allclose(_overlay(viewer), _expected(model, images[0], -1).mean(0), rtol=1e-5)
+    assert bytes(viewer.output.value).startswith(b"\x89PNG")
+    assert viewer.overlay.get_extent() == viewer.image_artist.get_extent() == [-0.5, 31.5, 31.5, -0.5]
+
+
+def test_layer_and_head_select_the_map(viewer: AttentionViewer, model: ViTBackbone, images: torch.Tensor) -> None:
+    for layer in (0, 1):
+        viewer.layer.value = layer
+        np.testing.assert_allclose(_overlay(viewer), _expected(model, images[0], layer).mean(0), rtol=1e-5)
+    expected = _expected(model, images[0], 1)
+    for head in range(3):
+        viewer.head.value = head
+        np.testing.assert_allclose(_overlay(viewer), expected[head], rtol=1e-5)
+    assert not np.allclose(expected[0], expected[1])  # the head test could not pass by accident
+
+
+def test_image_picker_switches_image(viewer: AttentionViewer, model: ViTBackbone, images: torch.Tensor) -> None:
+    viewer.image_picker.value = 2
+    assert np.array_equal(viewer.image_artist.get_array(), images[2].permute(1, 2, 0).numpy())
+    np.testing.assert_allclose(_overlay(viewer), _expected(model, images[2], -1).mean(0), rtol=1e-5)
+
+
+def test_mask_mode_and_threshold(viewer: AttentionViewer) -> None:
+    heatmap = _overlay(viewer).copy()
+    viewer.mode.value = "mask"
+    viewer.threshold.value = 0.3
+    small = _overlay(viewer)
+    assert np.array_equal(small, attention_mask(torch.from_numpy(heatmap), 0.3).numpy())
+    viewer.threshold.value = 0.9
+    large = _overlay(viewer)
+    assert np.array_equal(large, attention_mask(torch.from_numpy(heatmap), 0.9).numpy())
+    assert large.sum() > small.sum()
+    viewer.mode.value = "heatmap"
+    np.testing.assert_array_equal(_overlay(viewer), heatmap)
+
+
+def test_alpha_sets_artist_alpha(viewer: AttentionViewer) -> None:
+    viewer.alpha.value = 0.25
+    assert viewer.overlay.get_alpha() == pytest.approx(0.25)
+
+
+def test_model_runs_once_per_image(model: ViTBackbone, images: torch.Tensor) -> None:
+    calls = []
+    handle = model.register_forward_pre_hook(lambda m, args: calls.append(args[0].shape[0]))
+    try:
+        viewer = AttentionViewer(model, images)
+        viewer.layer.value = 0
+        viewer.head.value = 1
+        viewer.mode.value = "mask"
+        viewer.threshold.value = 0.8
+        viewer.alpha.value = 0.3
+        assert len(calls) == 1
+        viewer.image_picker.value = 1
+        viewer.layer.value = 2
+        viewer.image_picker.value = 0
+        viewer.head.value = "mean"
+        assert len(calls) == 2
+    finally:
+        handle.remove()
+
+
+def test_upload_adds_and_selects_image(viewer: AttentionViewer) -> None:
+    buf = io.BytesIO()
+    Image.fromarray(skimage.data.coffee()).save(buf, format="png")
+    content = buf.getvalue()
+    # The shape of one FileUpload entry in ipywidgets 8.
+    entry = {
+        "name": "coffee.png",
+        "type": "image/png",
+        "size": len(content),
+        "content": memoryview(content),
+        "last_modified": datetime.datetime.now(datetime.timezone.utc),
+    }
+    viewer.upload.value = (entry,)
+    assert viewer.image_picker.value == 3 and viewer.names[-1] == "coffee.png"
+    assert viewer.images[-1].shape == (128, 128, 3)
+    assert _overlay(viewer).shape == (32, 32)  # 128 px / patch 4
+    assert viewer.ax.get_xlim() == (-0.5, 127.5)
+
+
+def test_upload_ipywidgets7_format(viewer: AttentionViewer) -> None:
+    buf = io.BytesIO()
+    Image.fromarray(skimage.data.astronaut()[:, :, 0]).save(buf, format="png")  # a grey photo
+    viewer._on_upload({"new": {"grey.png": {"metadata": {"name": "grey.png"}, "content": buf.getvalue()}}})
+    assert viewer.names[-1] == "grey.png" and viewer.images[-1].shape == (128, 128, 3)
+
+
+def test_list_input_is_cropped_to_patches(model: ViTBackbone) -> None:
+    photo = np.zeros((34, 37, 3), dtype=np.uint8)
+    viewer = AttentionViewer(model, [photo])
+    assert viewer.images[0].shape == (32, 36, 3)
+    assert _overlay(viewer).shape == (8, 9)
+    assert viewer.names == ["#0"]
+
+
+def test_bad_inputs(model: ViTBackbone, images: torch.Tensor) -> None:
+    with pytest.raises(ValueError, match="uint8"):
+        AttentionViewer(model, images.float())
+    with pytest.raises(ValueError, match="names"):
+        AttentionViewer(model, images, names=["only one"])
