@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -84,13 +85,12 @@ def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
 
 def cmd_eval(args: argparse.Namespace, rest: list[str]) -> int:
     from .evaluate import evaluate
-    from .train import load_trained, resolve_device
+    from .train import load_trained, prepare_data, resolve_device
 
     model, cfg = load_trained(args.checkpoint)
-    data_dir = args.data_dir if args.data_dir is not None else cfg.data_dir
-    from .data import load_dataset
-
-    train, test = load_dataset(cfg.dataset, data_dir)
+    if args.data_dir is not None:
+        cfg = dataclasses.replace(cfg, data_dir=args.data_dir)
+    train, test = prepare_data(cfg)  # same dataset and image size as training
     device = resolve_device(args.device)
     model.to(device)
     metrics: dict[str, Any] = {"method": cfg.method, "backbone": cfg.backbone, "checkpoint": str(args.checkpoint),

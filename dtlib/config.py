@@ -28,6 +28,7 @@ class Config:
     data_dir: str | None = None  # None: $DTLIB_DATA or ~/.cache/dtlib/data
     out: str = "runs/latest"  # checkpoint.pt, metrics.jsonl, metrics.json go here
     subset: int = 0  # train on this many images (a fixed random subset); 0 = the whole train split
+    data_size: int = 0  # resize every image (train and test) to this size once on load; 0 = native
     # optimisation
     epochs: int = 100
     batch_size: int = 256
@@ -129,6 +130,7 @@ def validate(cfg: Config) -> Config:
         lo, hi = getattr(cfg, name)
         _check(0 < lo <= hi <= 1, f"{name} must satisfy 0 < min <= max <= 1, got {(lo, hi)}")
     _check(cfg.subset >= 0, f"subset must be >= 0, got {cfg.subset}")
+    _check(cfg.data_size >= 0, f"data_size must be >= 0 (0 = native size), got {cfg.data_size}")
     _check(cfg.subset == 0 or cfg.subset >= cfg.batch_size,
            f"subset ({cfg.subset}) must be 0 (all) or at least batch_size ({cfg.batch_size})")
     if cfg.backbone == "vit_tiny":

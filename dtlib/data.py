@@ -113,6 +113,17 @@ def load_dataset(
     return load_split(dataset, "train", folder, download), load_split(dataset, "test", folder, download)
 
 
+def resize_split(split: Split, size: int, batch_size: int = 4096) -> Split:
+    """The split with every image resized (antialiased) to size x size; unchanged if already that size."""
+    if size <= 0 or split.images.shape[-2:] == (size, size):
+        return split
+    chunks = []
+    for x in split.images.split(batch_size):
+        y = torch.nn.functional.interpolate(x.float(), size=(size, size), mode="bilinear", antialias=True)
+        chunks.append(y.round().clamp(0, 255).to(torch.uint8))  # (b, 3, size, size)
+    return Split(torch.cat(chunks), split.labels, split.classes)
+
+
 def count_duplicates(train: Split, test: Split) -> int:
     """Number of test images whose uint8 pixels are byte-identical to some train image."""
     if train.images.shape[1:] != test.images.shape[1:]:

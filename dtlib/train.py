@@ -22,7 +22,7 @@ from .augment import ViewMaker, barlow_twins_views, multicrop_views
 from .backbones import build_backbone
 from .checkpoint import CheckpointError, check_compatible, load_checkpoint, save_checkpoint, set_rng_state
 from .config import Config, validate
-from .data import Split, load_dataset
+from .data import Split, load_dataset, resize_split
 from .evaluate import evaluate, extract_features, knn_classify
 from .methods import DINO, BarlowTwins, DinoTwins
 from .optim import build_optimizer
@@ -114,6 +114,12 @@ def epoch_permutation(seed: int, epoch: int, n: int, device: torch.device) -> to
     return torch.randperm(n, generator=g).to(device)
 
 
+def prepare_data(cfg: Config, data: tuple[Split, Split] | None = None) -> tuple[Split, Split]:
+    """Load (train, test) unless given, resized to `cfg.data_size` when set."""
+    train, test = data if data is not None else load_dataset(cfg.dataset, cfg.data_dir)
+    return resize_split(train, cfg.data_size), resize_split(test, cfg.data_size)
+
+
 def train_subset(cfg: Config, train: Split) -> tuple[torch.Tensor, torch.Tensor]:
     """The uint8 training images and labels: all, or a fixed random subset of `cfg.subset`."""
     if not cfg.subset or cfg.subset >= len(train.images):
@@ -183,7 +189,7 @@ def fit(cfg: Config, data: tuple[Split, Split] | None = None, callbacks: Sequenc
     np.random.seed(cfg.seed)
     random.seed(cfg.seed)
     device = resolve_device(cfg.device)
-    train, test = data if data is not None else load_dataset(cfg.dataset, cfg.data_dir)
+    train, test = prepare_data(cfg, data)
     images, labels = train_subset(cfg, train)
     images = images.to(device)  # uint8 (N, 3, H, W), held on the device for the whole run
     n = len(images)
@@ -326,8 +332,7 @@ def knn_report(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, tes
 def run(cfg: Config, data: tuple[Split, Split] | None = None, resume: bool = False,
         callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
     """fit, then linear probe + kNN on the frozen backbone; writes and returns metrics.json."""
-    if data is None:
-        data = load_dataset(cfg.dataset, cfg.data_dir)
+    data = prepare_data(cfg, data)
     result = fit(cfg, data, callbacks, resume)
     metrics: dict[str, Any] = {"method": cfg.method, "backbone": cfg.backbone, "step": result.step,
                                "train_seconds": round(result.seconds, 1), "interrupted": result.interrupted}

@@ -1,0 +1,423 @@
+"""Batched self-supervised views on the batch's device, with random parameters drawn per sample.
+
+Every op takes explicit per-sample parameters and transforms the whole batch at once (no Python loop
+over samples); the ``sample_*`` functions and :func:`augment` draw those parameters from a
+``torch.Generator`` on the images' device, so a seed fixes the views.  The ops follow torchvision's
+functional ops on float images in [0, 1] (same formulas, same clamping); ``tests/test_augment.py``
+checks each against torchvision.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+
+# ITU-R 601-2 luma weights, as torchvision's rgb_to_grayscale.
+_LUMA = (0.2989, 0.587, 0.114)
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """Parameters of one random view (torchvision's RandomResizedCrop + SSL colour recipe)."""
+
+    size: int = 32
+    scale: tuple[float, float] = (0.2, 1.0)  # RandomResizedCrop area range
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    flip_p: float = 0.5
+    jitter_p: float = 0.8  # ColorJitter applied with this probability
+    brightness: float = 0.4
+    contrast: float = 0.4
+    saturation: float = 0.2
+    hue: float = 0.1
+    gray_p: float = 0.2
+    blur_p: float = 0.0
+    blur_sigma: tuple[float, float] = (0.1, 2.0)
+    solarize_p: float = 0.0
+
+
+# ----------------------------------------------------------------------------------------------- ops
+
+
+def _per_sample(v: Tensor) -> Tensor:
+    """Reshape a per-sample vector (B,) to broadcast over (B, C, H, W)."""
+    return v.reshape(-1, 1, 1, 1)
+
+
+def _select(mask: Tensor | None, new: Tensor, old: Tensor) -> Tensor:
+    """Take ``new`` where the per-sample ``mask`` is set (all samples when it is None)."""
+    return new if mask is None else torch.where(_per_sample(mask), new, old)
+
+
+def _resize_coords(start: Tensor, length: Tensor, size: int) -> Tensor:
+    """Source pixel coordinates (B, size) of a bilinear resize of [start, start+length) to ``size`` px."""
+    dst = torch.arange(size, device=start.device, dtype=start.dtype) + 0.5
+    # interpolate(align_corners=False): src = (dst + 0.5) * in/out - 0.5, clamped at 0; its upper
+    # neighbour is clamped at in-1, which equals clamping src there, so every sample stays inside the crop.
+    src = dst * (length[:, None] / size) - 0.5
+    src = torch.minimum(src.clamp(min=0.0), length[:, None] - 1)
+    return start[:, None] + src  # (B, size)
+
+
+def resized_crop(x: Tensor, boxes: Tensor, size: int) -> Tensor:
+    """Crop boxes (B, 4) as (top, left, height, width) and resize bilinearly, as F.resized_crop(antialias=False)."""
+    b, _, h, w = x.shape
+    top, left, height, width = boxes.to(x.dtype).unbind(1)
+    ys = _resize_coords(top, height, size)  # (B, size)
+    xs = _resize_coords(left, width, size)  # (B, size)
+    # grid_sample(align_corners=False) maps pixel p to (2p + 1) / n - 1.
+    gx = ((2 * xs + 1) / w - 1)[:, None, :].expand(b, size, size)
+    gy = ((2 * ys + 1) / h - 1)[:, :, None].expand(b, size, size)
+    grid = torch.stack((gx, gy), dim=-1)  # (B, size, size, 2)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)  # (B, C, size, size)
+
+
+def hflip(x: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Mirror left-right the samples where ``mask`` (B,) is set (all when None)."""
+    return _select(mask, x.flip(-1), x)
+
+
+def rgb_to_luma(x: Tensor) -> Tensor:
+    """ITU-R 601 luma (B, 1, H, W) of RGB images (B, 3, H, W)."""
+    r, g, b = x.unbind(1)
+    # In place: on CPU a fresh full-size intermediate can cost as much as the arithmetic.
+    return (_LUMA[0] * r).add_(g, alpha=_LUMA[1]).add_(b, alpha=_LUMA[2]).unsqueeze(1)  # (B, 1, H, W)
+
+
+def to_grayscale(x: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Replace the samples where ``mask`` is set by their 3-channel luma, as RandomGrayscale."""
+    return _select(mask, rgb_to_luma(x).expand_as(x), x)
+
+
+def _blend(x: Tensor, ref: Tensor, factor: Tensor) -> Tensor:
+    """torchvision's _blend: clamp(f * x + (1 - f) * ref) with a per-sample factor (B,)."""
+    # lerp(ref, x, f) = ref + f * (x - ref); torch evaluates it as x - (x - ref) * (1 - f) for f >= 0.5,
+    # so a factor of 1 returns x exactly.
+    return torch.lerp(ref, x, _per_sample(factor)).clamp_(0.0, 1.0)
+
+
+def adjust_brightness(x: Tensor, factor: Tensor) -> Tensor:
+    """Scale intensities by a per-sample factor (B,)."""
+    return _blend(x, x.new_zeros(()), factor)
+
+
+def adjust_contrast(x: Tensor, factor: Tensor) -> Tensor:
+    """Blend each sample with the mean of its luma by a per-sample factor (B,)."""
+    return _blend(x, rgb_to_luma(x).mean(dim=(-2, -1), keepdim=True), factor)
+
+
+def adjust_saturation(x: Tensor, factor: Tensor) -> Tensor:
+    """Blend each sample with its luma image by a per-sample factor (B,)."""
+    return _blend(x, rgb_to_luma(x), factor)
+
+
+def adjust_hue(x: Tensor, factor: Tensor) -> Tensor:
+    """Rotate hue by a per-sample fraction of a turn (B,) in [-0.5, 0.5], as torchvision's HSV round trip."""
+    # Shifting hue keeps HSV's value (max channel) and saturation, hence also the min channel, so the
+    # round trip reduces to: hue from RGB, then each channel = max - (max - min) * ramp(shifted hue).
+    # Speed on CPU (results/bench_augment.md): masks are multiplied, not passed to torch.where, and amax/amin
+    # replace max/min(dim), each >10x faster; in-place ops on fresh intermediates halve the time again.
+    maxc = x.amax(dim=1, keepdim=True)  # (B, 1, H, W)
+    delta = maxc - x.amin(dim=1, keepdim=True)
+    r, g, b = x.unbind(1)  # (B, H, W) each
+    m, d = maxc[:, 0], delta[:, 0]
+    # Hue in sextants times delta, with torchvision's tie order r > g > b for the max channel.
+    is_r = (m == r).to(x.dtype)
+    is_g = (m == g).to(x.dtype).mul_(1 - is_r)
+    h6 = (g - b).mul_(is_r)
+    h6.addcmul_(is_g, (b - r).add_(d, alpha=2.0))
+    h6.addcmul_((1 - is_r).sub_(is_g), (r - g).add_(d, alpha=4.0))
+    # Grey pixels (delta 0) have h6 = 0 and get multiplied by delta = 0 below; the clamp only avoids 0 / 0.
+    h6 = h6.unsqueeze(1).div_(delta.clamp(min=1e-8)).add_(6.0 * _per_sample(factor))  # (B, 1, H, W)
+    # HSV -> RGB without a per-sextant select: channel n in (5, 3, 1) for (r, g, b) is
+    # v - v * s * clamp(min(k, 4 - k), 0, 1) with k = (n + 6h) mod 6 (the standard closed form), v * s = delta.
+    k = h6 + torch.tensor([5.0, 3.0, 1.0], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)  # (B, 3, H, W)
+    k.sub_(torch.floor(k / 6.0).mul_(6.0))  # mod 6; floor is several times faster than torch.remainder here
+    ramp = torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0)
+    return ramp.mul_(-delta).add_(maxc)
+
+
+def blur_kernel_size(size: int) -> int:
+    """Odd Gaussian kernel size of about 10% of the image side (23 at 224 px as BYOL), at least 3."""
+    return max(3, 2 * int(0.05 * size) + 1)
+
+
+def gaussian_blur(x: Tensor, sigma: Tensor, kernel_size: int) -> Tensor:
+    """Separable Gaussian blur with reflect padding and per-sample sigma (B,); sigma 0 leaves a sample as is."""
+    radius = kernel_size // 2
+    taps = torch.arange(kernel_size, device=x.device, dtype=x.dtype) - radius
+    # A tiny sigma underflows every off-centre tap to 0, giving an exact identity kernel.
+    s = sigma.to(x.dtype).clamp(min=1e-6)[:, None]
+    weights = torch.exp(-0.5 * (taps / s) ** 2)
+    weights = weights / weights.sum(dim=1, keepdim=True)  # (B, kernel_size)
+    h, w = x.shape[-2:]
+    padded = F.pad(x, (radius, radius, radius, radius), mode="reflect")  # (B, C, H + 2r, W + 2r)
+    # One fused multiply-add per tap over the whole batch: for 3-tap kernels on CPU about as fast as a grouped
+    # conv2d with B*C one-channel groups or kornia's gaussian_blur2d (scripts/bench_augment.py), and simpler.
+    rows = _per_sample(weights[:, 0]) * padded[..., :w]  # (B, C, H + 2r, W)
+    for t in range(1, kernel_size):
+        rows = torch.addcmul(rows, _per_sample(weights[:, t]), padded[..., t : t + w])
+    out = _per_sample(weights[:, 0]) * rows[..., :h, :]  # (B, C, H, W)
+    for t in range(1, kernel_size):
+        out = torch.addcmul(out, _per_sample(weights[:, t]), rows[..., t : t + h, :])
+    return out
+
+
+def solarize(x: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Invert pixels >= 0.5 in the samples where ``mask`` is set, as torchvision's solarize at threshold 0.5."""
+    # On [0, 1], where(x >= 0.5, 1 - x, x) == min(x, 1 - x) exactly (1 - x is exact for x >= 0.5); adding 2
+    # for unmasked samples makes the min return x.  Several times faster than torch.where on CPU.
+    if mask is None:
+        return torch.minimum(x, 1.0 - x)
+    return torch.minimum(x, (1.0 - x).add_(2.0 * _per_sample(~mask).to(x.dtype)))
+
+
+def normalize(x: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
+    """Subtract the per-channel mean and divide by the std."""
+    m = torch.tensor(mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+    s = torch.tensor(std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+    return (x - m).div_(s)
+
+
+def _blend_step(x: Tensor, op: Tensor, factor: Tensor) -> Tensor:
+    """One ColorJitter slot: per sample brightness (op 0), contrast (1) or saturation (2)."""
+    luma = rgb_to_luma(x)  # (B, 1, H, W)
+    is_sat = _per_sample(op == 2).to(x.dtype)
+    is_con = _per_sample(op == 1).to(x.dtype)
+    # Reference image: 0 (brightness), the mean luma (contrast) or the luma image (saturation).
+    ref = is_sat * luma + is_con * luma.mean(dim=(-2, -1), keepdim=True)  # (B, 1, H, W)
+    return _blend(x, ref, factor)
+
+
+def color_jitter(x: Tensor, factors: Tensor, order: Tensor) -> Tensor:
+    """ColorJitter with per-sample factors (B, 4) (brightness, contrast, saturation, hue) and order (B, 4).
+
+    ``order[b]`` is a permutation of 0..3 (brightness, contrast, saturation, hue).  Factors of 1 (0 for hue)
+    leave a sample unchanged.
+    """
+    # torchvision draws a fresh op order per image; a fixed order would change the view distribution
+    # (e.g. contrast after brightness averages the already-brightened image), so the order stays random
+    # per sample.  The three blends share one formula, so each slot applies every sample's own blend at
+    # once; hue is the costly op, so it runs once: three slots of the blends that come before a sample's
+    # hue (identity factor 1 once past it), hue, then three slots of those after it.
+    hue_pos = (order == 3).int().argmax(dim=1)  # (B,)
+    for slot in range(3):
+        op = order[:, slot].clamp(max=2)
+        f = factors.gather(1, op[:, None]).squeeze(1)
+        x = _blend_step(x, op, torch.where(slot < hue_pos, f, 1.0))
+    x = adjust_hue(x, factors[:, 3])
+    for slot in range(1, 4):
+        op = order[:, slot].clamp(max=2)
+        f = factors.gather(1, op[:, None]).squeeze(1)
+        x = _blend_step(x, op, torch.where(slot > hue_pos, f, 1.0))
+    return x
+
+
+# ------------------------------------------------------------------------------------------ sampling
+
+
+def _uniform(n: int, low: float, high: float, generator: torch.Generator | None, device: torch.device) -> Tensor:
+    """n uniform draws in [low, high) from ``generator`` on ``device``."""
+    return low + (high - low) * torch.rand(n, generator=generator, device=device)
+
+
+def _bernoulli(n: int, p: float, generator: torch.Generator | None, device: torch.device) -> Tensor:
+    """n coin flips that come up True with probability p."""
+    return torch.rand(n, generator=generator, device=device) < p
+
+
+def sample_crop_boxes(
+    n: int,
+    height: int,
+    width: int,
+    scale: tuple[float, float],
+    ratio: tuple[float, float],
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+    tries: int = 10,
+) -> Tensor:
+    """RandomResizedCrop boxes (n, 4) as (top, left, height, width), torchvision's sampler vectorised."""
+    # Every sample draws all its tries at once and keeps the first that fits, which is what
+    # torchvision's loop returns; samples with no fitting try take the same central fallback crop.
+    area = height * width
+    u = torch.rand(n, tries, 2, generator=generator, device=device)
+    target = area * (scale[0] + (scale[1] - scale[0]) * u[..., 0])  # (n, tries)
+    log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+    aspect = torch.exp(log_lo + (log_hi - log_lo) * u[..., 1])
+    # torch.round and Python's round both round half to even.
+    w = torch.round(torch.sqrt(target * aspect))
+    h = torch.round(torch.sqrt(target / aspect))
+    fits = (w > 0) & (w <= width) & (h > 0) & (h <= height)  # (n, tries)
+    first = fits.int().argmax(dim=1, keepdim=True)  # index of the first fitting try (0 if none)
+    found = fits.any(dim=1)
+    w = w.gather(1, first).squeeze(1)
+    h = h.gather(1, first).squeeze(1)
+
+    in_ratio = width / height
+    if in_ratio < min(ratio):
+        fw, fh = width, int(round(width / min(ratio)))
+    elif in_ratio > max(ratio):
+        fw, fh = int(round(height * max(ratio))), height
+    else:
+        fw, fh = width, height
+    w = torch.where(found, w, float(fw))
+    h = torch.where(found, h, float(fh))
+    # Uniform integer offsets in [0, side - crop]; the fallback is centred.
+    pos = torch.rand(n, 2, generator=generator, device=device)
+    top = torch.where(found, torch.floor(pos[:, 0] * (height - h + 1)), float((height - fh) // 2))
+    left = torch.where(found, torch.floor(pos[:, 1] * (width - w + 1)), float((width - fw) // 2))
+    return torch.stack((top, left, h, w), dim=1).long()  # (n, 4)
+
+
+def sample_jitter(
+    n: int, spec: ViewSpec, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
+) -> tuple[Tensor, Tensor]:
+    """ColorJitter factors (n, 4) and op orders (n, 4); samples skipped (prob. 1 - jitter_p) get identities."""
+    ranges = [(max(0.0, 1 - v), 1 + v) for v in (spec.brightness, spec.contrast, spec.saturation)]
+    low, high = torch.tensor([*ranges, (-spec.hue, spec.hue)], device=device).T  # (4,) each
+    factors = low + (high - low) * torch.rand(n, 4, generator=generator, device=device)  # (n, 4)
+    identity = torch.tensor([1.0, 1.0, 1.0, 0.0], device=device)
+    factors = torch.where(_bernoulli(n, spec.jitter_p, generator, device)[:, None], factors, identity)
+    # argsort of i.i.d. uniforms is a uniformly random permutation per row.
+    order = torch.rand(n, 4, generator=generator, device=device).argsort(dim=1)  # (n, 4)
+    return factors, order
+
+
+@dataclass(frozen=True)
+class ViewParams:
+    """Per-sample random parameters of one view of a batch of n images."""
+
+    boxes: Tensor  # (n, 4) crop top, left, height, width
+    flip: Tensor  # (n,) bool
+    jitter: Tensor  # (n, 4) brightness, contrast, saturation, hue factors (identities where not jittered)
+    order: Tensor  # (n, 4) ColorJitter op order per sample
+    gray: Tensor  # (n,) bool
+    sigma: Tensor  # (n,) blur sigma, 0 where not blurred
+    solarize: Tensor  # (n,) bool
+
+
+def sample_view_params(
+    n: int,
+    height: int,
+    width: int,
+    spec: ViewSpec,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+) -> ViewParams:
+    """Draw every random parameter of one view for n images of height x width from ``generator``."""
+    boxes = sample_crop_boxes(n, height, width, spec.scale, spec.ratio, generator, device)
+    flip = _bernoulli(n, spec.flip_p, generator, device)
+    jitter, order = sample_jitter(n, spec, generator, device)
+    gray = _bernoulli(n, spec.gray_p, generator, device)
+    sigma = _uniform(n, *spec.blur_sigma, generator, device)
+    sigma = torch.where(_bernoulli(n, spec.blur_p, generator, device), sigma, 0.0)
+    solar = _bernoulli(n, spec.solarize_p, generator, device)
+    return ViewParams(boxes, flip, jitter, order, gray, sigma, solar)
+
+
+def apply_view(
+    x: Tensor,
+    params: ViewParams,
+    spec: ViewSpec,
+    mean: Sequence[float] = CIFAR10_MEAN,
+    std: Sequence[float] = CIFAR10_STD,
+) -> Tensor:
+    """Apply one view's parameters to float images (B, 3, H, W) in [0, 1]: normalised (B, 3, size, size)."""
+    x = resized_crop(x, params.boxes, spec.size)  # (B, 3, size, size)
+    x = hflip(x, params.flip)
+    # Ops whose probability is 0 in the spec are skipped outright: decided on the host, so no device sync.
+    if spec.jitter_p > 0:
+        x = color_jitter(x, params.jitter, params.order)
+    if spec.gray_p > 0:
+        x = to_grayscale(x, params.gray)
+    if spec.blur_p > 0:
+        x = gaussian_blur(x, params.sigma, blur_kernel_size(spec.size))
+    if spec.solarize_p > 0:
+        x = solarize(x, params.solarize)
+    return normalize(x, mean, std)
+
+
+def _to_unit(images: Tensor) -> Tensor:
+    """uint8 images (B, 3, H, W) as float32 in [0, 1] (a new tensor, so later in-place ops are safe)."""
+    if images.dtype != torch.uint8:
+        raise TypeError(f"expected uint8 images, got {images.dtype}")
+    return images.float().div_(255.0)
+
+
+def augment(
+    images: Tensor,
+    spec: ViewSpec,
+    generator: torch.Generator | None = None,
+    mean: Sequence[float] = CIFAR10_MEAN,
+    std: Sequence[float] = CIFAR10_STD,
+) -> Tensor:
+    """One random view of uint8 images (B, 3, H, W): float32 (B, 3, size, size), normalised."""
+    x = _to_unit(images)  # (B, 3, H, W)
+    return apply_view(x, sample_view_params(len(x), *x.shape[-2:], spec, generator, x.device), spec, mean, std)
+
+
+class ViewMaker:
+    """Makes a list of views from one batch; specs[0:n_global] are the global views."""
+
+    def __init__(
+        self,
+        specs: Sequence[ViewSpec],
+        n_global: int = 2,
+        mean: Sequence[float] = CIFAR10_MEAN,
+        std: Sequence[float] = CIFAR10_STD,
+    ) -> None:
+        if not 0 < n_global <= len(specs):
+            raise ValueError(f"n_global={n_global} must be in [1, {len(specs)}]")
+        self.specs = list(specs)
+        self.n_global = n_global
+        self.mean = tuple(mean)
+        self.std = tuple(std)
+
+    def __call__(self, images: Tensor, generator: torch.Generator | None = None) -> list[Tensor]:
+        """Views of a uint8 batch (B, 3, H, W), one per spec, in spec order."""
+        x = _to_unit(images)  # (B, 3, H, W), converted once for all views
+        n, _, h, w = x.shape
+        return [
+            apply_view(x, sample_view_params(n, h, w, s, generator, x.device), s, self.mean, self.std)
+            for s in self.specs
+        ]
+
+
+# ------------------------------------------------------------------------------------------- recipes
+
+
+def barlow_twins_views(size: int = 32, cifar: bool = True) -> list[ViewSpec]:
+    """Barlow Twins' two asymmetric views (blur 1.0 / 0.1, solarize 0 / 0.2), adapted to CIFAR if asked."""
+    # The paper crops with scale (0.08, 1) at 224 px.  At 32 px an 8% crop is about 9x9 pixels blown up
+    # 3.5x, mostly interpolation blur, so CIFAR uses 0.2 (MoCo v2's minimum scale, common in CIFAR-10 SSL
+    # code).  Blur on 32-px images wipes out most of the signal, so it is off there.
+    base = ViewSpec(size=size, scale=(0.2, 1.0) if cifar else (0.08, 1.0))
+    blur1, blur2 = (0.0, 0.0) if cifar else (1.0, 0.1)
+    return [replace(base, blur_p=blur1), replace(base, blur_p=blur2, solarize_p=0.2)]
+
+
+def multicrop_views(
+    n_local: int = 6,
+    global_size: int = 32,
+    local_size: int = 16,
+    global_scale: tuple[float, float] = (0.4, 1.0),
+    local_scale: tuple[float, float] = (0.05, 0.4),
+    cifar: bool = True,
+) -> list[ViewSpec]:
+    """DINO multi-crop: 2 global views (blur 1.0 / 0.1 + solarize 0.2) and n_local local views (blur 0.5)."""
+    # Same CIFAR blur argument as barlow_twins_views: off on 32/16-px crops.
+    blur_global1, blur_global2, blur_local = (0.0, 0.0, 0.0) if cifar else (1.0, 0.1, 0.5)
+    glob = ViewSpec(size=global_size, scale=global_scale)
+    local = ViewSpec(size=local_size, scale=local_scale, blur_p=blur_local)
+    return [
+        replace(glob, blur_p=blur_global1),
+        replace(glob, blur_p=blur_global2, solarize_p=0.2),
+        *([local] * n_local),
+    ]
