@@ -12,8 +12,7 @@ import torch.nn.functional as F
 import torchvision.transforms.functional as TF
 from torch import Tensor, nn
 
-CIFAR10_MEAN: tuple[float, float, float] = (0.4914, 0.4822, 0.4465)
-CIFAR10_STD: tuple[float, float, float] = (0.2470, 0.2435, 0.2616)
+from .augment import CIFAR10_MEAN, CIFAR10_STD
 
 
 def cls_attention_layers(model: nn.Module, images: Tensor) -> Tensor:

@@ -298,7 +298,7 @@ def fit(cfg: Config, data: tuple[Split, Split] | None = None, callbacks: Sequenc
             if done % cfg.log_every == 0 or done == total_steps:
                 flush()
             if done % steps_per_epoch == 0:
-                info: dict[str, Any] = {"epoch": epoch, "step": done}
+                info: dict[str, Any] = {"epoch": epoch, "step": done, "model": model, "images": images}
                 if cfg.knn_every and (epoch + 1) % cfg.knn_every == 0:
                     info.update(knn_report(model, images, labels, test,
                                            cfg.eval_batch_size))
