@@ -87,21 +87,35 @@ def cmd_eval(args: argparse.Namespace, rest: list[str]) -> int:
     from .evaluate import evaluate
     from .train import load_trained, prepare_data, resolve_device
 
-    model, cfg = load_trained(args.checkpoint)
+    if args.random_init:  # the baseline every method must beat: the same backbone, untrained
+        from .train import build_method
+
+        cfg = make_config(args.preset or "cpu-mini", **_overrides(rest))
+        torch.manual_seed(cfg.seed)
+        model, source = build_method(cfg).eval(), f"random init (seed {cfg.seed})"
+        args.out = args.out or cfg.out
+    elif args.checkpoint is None:
+        raise ConfigError("eval needs --checkpoint PATH (or --random-init [--preset NAME] for the baseline)")
+    else:
+        if rest:
+            raise ConfigError(f"unexpected arguments {' '.join(rest)}: a checkpoint carries its own config")
+        model, cfg = load_trained(args.checkpoint)
+        source = str(args.checkpoint)
     if args.data_dir is not None:
         cfg = dataclasses.replace(cfg, data_dir=args.data_dir)
     train, test = prepare_data(cfg)  # same dataset and image size as training
     device = resolve_device(args.device)
     model.to(device)
-    metrics: dict[str, Any] = {"method": cfg.method, "backbone": cfg.backbone, "checkpoint": str(args.checkpoint),
-                               "train_seconds": None}
+    metrics: dict[str, Any] = {"method": "random_init" if args.random_init else cfg.method,
+                               "backbone": cfg.backbone, "checkpoint": source, "train_seconds": 0.0}
     metrics.update(evaluate(model.eval_backbone(), train.images.to(device), train.labels.to(device),
                             test.images.to(device), test.labels.to(device), batch_size=cfg.eval_batch_size,
                             probe_epochs=cfg.probe_epochs, seed=cfg.seed))
     out = Path(args.out) if args.out else Path(args.checkpoint).parent
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    _print_metrics({**metrics, "train_seconds": "—"})
+    metrics["config"] = dataclasses.asdict(cfg)
+    _print_metrics(metrics)
     print(f"metrics written to {out / 'metrics.json'}")
     return 0
 
@@ -126,7 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--wandb", choices=["disabled", "offline", "online"])
     p = sub.add_parser("eval", help="linear probe + kNN of a checkpoint")
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--checkpoint")
+    p.add_argument("--random-init", dest="random_init", action="store_true",
+                   help="evaluate an untrained backbone (use --preset and --key value to choose it)")
+    p.add_argument("--preset")
     p.add_argument("--data-dir", dest="data_dir")
     p.add_argument("--out")
     p.add_argument("--device", default="auto")

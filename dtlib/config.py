@@ -86,6 +86,9 @@ _GPU_COMMON: dict[str, Any] = dict(device="auto", epochs=200, batch_size=512, op
 
 PRESETS: dict[str, dict[str, Any]] = {
     "cifar10-resnet18": dict(_GPU_COMMON, backbone="resnet18"),
+    # The time-boxed recipe of scripts/gpu_check.sh: sized (not yet measured) for <= 5 min on one H100.
+    "cifar10-resnet18-5min": dict(_GPU_COMMON, backbone="resnet18", epochs=30, n_local=4, warmup_epochs=3,
+                                  warmup_teacher_temp_epochs=5, momentum_teacher=0.99, probe_epochs=100),
     "cifar10-resnet50": dict(_GPU_COMMON, backbone="resnet50"),
     "cifar10-vit-tiny": dict(
         _GPU_COMMON, backbone="vit_tiny", optimizer="adamw", lr=5e-4, weight_decay=0.04,
