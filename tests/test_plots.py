@@ -1,0 +1,287 @@
+"""Tests for dtlib.plots: each figure has the expected axes, artists and data (Agg, no display)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+from dtlib import plots
+from dtlib.attention import attention_mask
+from dtlib.augment import CIFAR10_MEAN, CIFAR10_STD, normalize
+from dtlib.config import make_config
+from dtlib.data import Split
+from dtlib.plots import (
+    LiveCurves,
+    draw_architecture,
+    markdown_table,
+    plot_attention,
+    plot_barlow_terms,
+    plot_cross_correlation,
+    plot_distributions,
+    plot_history,
+    plot_schedules,
+    show_views,
+)
+from dtlib.train import build_schedules, fit
+
+
+def texts(fig: Figure) -> str:
+    """Every text drawn on the figure's axes, joined."""
+    return "\n".join(t.get_text() for ax in fig.axes for t in ax.texts)
+
+
+def rows(n: int, **keys: float) -> list[dict]:
+    """n history rows: step i has value base + i for each key."""
+    return [{"step": i, "epoch": 0, **{k: v + i for k, v in keys.items()}} for i in range(n)]
+
+
+# --------------------------------------------------------------------------------------- diagrams
+
+
+@pytest.mark.parametrize(("method", "boxes", "expected"), [
+    ("barlow_twins", 10, ["shared\nweights", r"\mathcal{L}_{BT}", r"\lambda"]),
+    ("dino", 11, ["EMA", "stop-grad", "centering", "sharpening", r"\tau_t", r"\mathcal{L}_{DINO}"]),
+    ("dinotwins", 15, ["EMA", "stop-grad", "BT projector", r"\mathcal{L}_{BT}", r"\beta\,\mathcal{L}_{BT}", "× β"]),
+])
+def test_architecture_diagrams_draw_every_part(method, boxes, expected):
+    fig = draw_architecture(method)
+    assert isinstance(fig, Figure) and len(fig.axes) == 1
+    ax = fig.axes[0]
+    # Text boxes are filled FancyBboxPatches; the frames around the C icon and the student/teacher groups are not.
+    filled = [p for p in ax.patches if isinstance(p, FancyBboxPatch) and p.get_fill()]
+    assert len(filled) == boxes
+    arrows = [p for p in ax.patches if isinstance(p, FancyArrowPatch)]
+    assert len(arrows) >= boxes - 1  # a connected diagram
+    drawn = texts(fig)
+    for part in expected:
+        assert part in drawn, part
+    assert not ax.axison
+    # Everything lies inside the visible area.
+    x0, x1 = ax.get_xlim()
+    y0, y1 = ax.get_ylim()
+    for p in filled:
+        assert x0 <= p.get_x() and p.get_x() + p.get_width() <= x1
+        assert y0 <= p.get_y() and p.get_y() + p.get_height() <= y1
+
+
+def test_dino_diagram_has_ema_and_cross_correlation_only_in_twins():
+    dino, twins = draw_architecture("dino").axes[0], draw_architecture("dinotwins").axes[0]
+    assert len(dino.images) == 0 and len(twins.images) == 1  # the C heatmap icon
+    assert len(draw_architecture("barlow_twins").axes[0].images) == 1
+
+
+def test_architecture_on_given_axes_and_unknown_method():
+    fig = Figure()
+    ax = fig.add_subplot()
+    assert draw_architecture("dino", ax=ax) is fig
+    with pytest.raises(ValueError, match="unknown method 'simclr'"):
+        draw_architecture("simclr")
+
+
+# ----------------------------------------------------------------------------------------- images
+
+
+def test_show_views_unnormalises_and_draws_to_scale():
+    g = torch.Generator().manual_seed(0)
+    originals = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8, generator=g)
+    pixels = [torch.rand(4, 3, s, s, generator=g) for s in (32, 32, 16)]  # in [0, 1]
+    views = [normalize(p, CIFAR10_MEAN, CIFAR10_STD) for p in pixels]
+    fig = show_views(views, n_images=3, images=originals, titles=["g1", "g2", "l1"])
+    assert len(fig.axes) == 3 * 4  # 3 rows x (original + 3 views)
+    by_column = [fig.axes[i * 3:(i + 1) * 3] for i in range(4)]  # added column by column
+    assert by_column[0][0].get_title() == "original\n32 px" and by_column[3][0].get_title() == "l1\n16 px"
+    np.testing.assert_array_equal(by_column[0][1].images[0].get_array(), originals[1].permute(1, 2, 0).numpy())
+    for col, p in zip(by_column[1:], pixels):
+        for row, ax in enumerate(col):
+            np.testing.assert_allclose(ax.images[0].get_array(), p[row].permute(1, 2, 0).numpy(), atol=1e-5)
+    fig.draw_without_rendering()  # applies the layout and each image's aspect
+    widths = [col[0].get_position().width for col in by_column]
+    assert widths[3] == pytest.approx(widths[1] / 2, rel=0.05)  # a 16-px crop is drawn half as wide
+
+
+def test_show_views_checks_titles():
+    with pytest.raises(ValueError, match="1 titles for 2 views"):
+        show_views([torch.zeros(2, 3, 8, 8)] * 2, titles=["a"])
+
+
+def test_cross_correlation_heatmap_shows_first_dims_and_whole_matrix_stats():
+    c = torch.eye(100)
+    c[0, 1] = c[1, 0] = 0.5
+    fig = plot_cross_correlation(c, title="identity")
+    ax = fig.axes[0]
+    assert len(fig.axes) == 2  # heatmap + colour bar
+    np.testing.assert_array_equal(ax.images[0].get_array(), c[:64, :64].numpy())
+    assert ax.images[0].get_clim() == (-1, 1)
+    rms = math.sqrt(2 * 0.25 / (100 * 99))
+    assert ax.get_title() == f"identity\ndiagonal mean 1.00, off-diagonal RMS {rms:.3f}"
+    assert "first 64 of 100" in ax.get_xlabel()
+    whole = plot_cross_correlation(c, max_dims=None).axes[0]
+    assert whole.images[0].get_array().shape == (100, 100) and "first" not in whole.get_xlabel()
+
+
+def test_barlow_terms_bars_are_the_loss_terms():
+    c = torch.full((4, 4), 0.5)
+    c.fill_diagonal_(0.8)
+    fig = plot_barlow_terms({"a": c, "b": torch.eye(4)}, lambdas=(0.1, 1.0))
+    ax = fig.axes[0]
+    heights = [p.get_height() for p in ax.patches]
+    on, off = 4 * 0.2**2, 12 * 0.25
+    np.testing.assert_allclose(heights, [on, 0.1 * off, 1.0 * off, 0.0, 0.0, 0.0], atol=1e-6)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b"]
+
+
+def test_distributions_one_panel_each_with_entropy():
+    k = 16
+    uniform = torch.full((k,), 1 / k)
+    peaked = torch.zeros(k)
+    peaked[3] = 1.0
+    fig = plot_distributions({"uniform": uniform, "peaked": peaked}, sort_by="peaked")
+    assert len(fig.axes) == 2
+    assert fig.axes[0].get_title() == f"uniform: entropy {math.log(k):.2f} nats (uniform: ln K = {math.log(k):.2f})"
+    assert fig.axes[1].get_title().startswith("peaked: entropy 0.00 nats")
+    values = fig.axes[1].patches[0].get_data().values  # the filled stairs
+    assert values[0] == 1.0 and values[1:].sum() == 0  # sorted: the peak comes first
+    assert "sorted by peaked" in fig.axes[1].get_xlabel()
+
+
+# ----------------------------------------------------------------------------------------- curves
+
+
+def test_history_one_panel_per_key_and_runs_compared():
+    a, b = rows(5, loss=1.0, kl=0.0), rows(3, loss=10.0)
+    fig = plot_history({"a": a, "b": b}, ["loss", "kl"], hlines={"kl": (2.0, "ref")})
+    loss_ax, kl_ax = fig.axes
+    assert loss_ax.get_title() == "loss" and kl_ax.get_title() == "KL(teacher ‖ student) (nats)"
+    np.testing.assert_array_equal(loss_ax.lines[0].get_ydata(), [1, 2, 3, 4, 5])
+    np.testing.assert_array_equal(loss_ax.lines[1].get_ydata(), [10, 11, 12])
+    assert len(kl_ax.lines) == 2  # run "b" has no kl; the reference line
+    assert kl_ax.lines[1].get_ydata()[0] == 2.0
+    assert [t.get_text() for t in kl_ax.get_legend().get_texts()] == ["a", "ref"]
+
+
+def test_history_smoothing_is_a_trailing_mean_and_spares_schedules():
+    history = [{"step": i, "loss": float(v), "lr": float(v)} for i, v in enumerate([0, 2, 4, 6])]
+    fig = plot_history(history, ["loss", "lr"], smooth=2)
+    loss_ax, lr_ax = fig.axes
+    np.testing.assert_allclose(loss_ax.lines[0].get_ydata(), [0, 2, 4, 6])  # raw, faint
+    np.testing.assert_allclose(loss_ax.lines[1].get_ydata(), [0, 1, 3, 5])
+    assert len(lr_ax.lines) == 1
+    np.testing.assert_allclose(lr_ax.lines[0].get_ydata(), [0, 2, 4, 6])
+
+
+def test_history_on_given_axes():
+    fig = Figure()
+    ax = fig.add_subplot()
+    assert plot_history(rows(3, loss=0.0, kl=1.0), ["loss", "kl"], ax=ax) is fig
+    assert len(ax.lines) == 2 and len(fig.axes) == 1
+    with pytest.raises(ValueError, match="1 axes for 2 keys"):
+        plot_history(rows(3, loss=0.0), ["loss", "kl"], ax=[ax])
+
+
+def test_schedules_in_epochs():
+    cfg = make_config("cpu-mini", method="dino", epochs=3, warmup_epochs=1)
+    schedules = build_schedules(cfg, steps_per_epoch=10)
+    fig = plot_schedules(schedules, steps_per_epoch=10)
+    assert len(fig.axes) == 4
+    for ax, (key, values) in zip(fig.axes, schedules.items()):
+        assert ax.get_title() == plots.LABELS[key]
+        np.testing.assert_allclose(ax.lines[0].get_ydata(), values)
+        np.testing.assert_allclose(ax.lines[0].get_xdata(), np.arange(30) / 10)
+        assert ax.get_xlabel() == "epoch"
+
+
+def test_live_curves_headless_collects_and_throttles_redraws():
+    live = LiveCurves(["loss", "teacher_entropy"], min_interval=3600)
+    live("log", {"rows": rows(2, loss=1.0, teacher_entropy=5.0)})
+    live("log", {"rows": rows(3, loss=1.0, teacher_entropy=5.0)})
+    assert live.redraws == 1  # the second batch came within min_interval
+    live("epoch", {"epoch": 0})
+    live("end", {"step": 5})
+    assert live.redraws == 2 and len(live.rows) == 5
+    loss_ax = live.figure.axes[0]
+    assert len(loss_ax.lines) == 1  # redrawn, not stacked
+    np.testing.assert_array_equal(loss_ax.lines[0].get_ydata(), [1, 2, 1, 2, 3])
+
+
+def test_live_curves_updates_one_display_in_a_notebook(monkeypatch):
+    import IPython.display
+
+    shown = []
+
+    class Handle:
+        def update(self, obj):
+            shown.append(("update", obj))
+
+    def display(obj, display_id=False):
+        shown.append(("display", obj))
+        return Handle()
+
+    monkeypatch.setattr(plots, "_in_notebook", lambda: True)
+    monkeypatch.setattr(IPython.display, "display", display)
+    live = LiveCurves(["loss"], min_interval=0)
+    for i in range(3):
+        live("log", {"rows": [{"step": i, "loss": 1.0}]})
+    assert [kind for kind, _ in shown] == ["display", "update", "update"]
+    assert all(obj is live.figure for _, obj in shown)
+
+
+def test_live_curves_receives_every_row_of_fit(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    data = tuple(Split(torch.randint(0, 256, (n, 3, 16, 16), dtype=torch.uint8, generator=g),
+                       torch.randint(0, 2, (n,), generator=g), ["a", "b"]) for n in (32, 8))
+    cfg = make_config("cpu-mini", method="dino", subset=0, epochs=1, batch_size=8, image_size=16, local_size=8,
+                      n_local=1, log_every=2, out=str(tmp_path), proj_dims=(32, 32), out_dim=64, head_hidden_dim=32,
+                      bottleneck_dim=16)
+    live = LiveCurves(["loss", "teacher_entropy"], min_interval=0)
+    result = fit(cfg, data, callbacks=[live])
+    assert live.rows == result.history and len(live.rows) == 4
+    np.testing.assert_allclose(live.figure.axes[1].lines[0].get_ydata(), [r["teacher_entropy"] for r in result.history])
+
+
+# -------------------------------------------------------------------------------------- attention
+
+
+def test_attention_heatmaps_per_head_and_mean():
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8, generator=g)
+    attn = torch.rand(2, 3, 8, 8, generator=g)
+    fig = plot_attention(images, attn, names=["cat", "dog"])
+    axes = np.array(fig.axes).reshape(2, 5)  # image, 3 heads, mean
+    assert [ax.get_title() for ax in axes[0]] == ["image", "head 0", "head 1", "head 2", "mean of heads"]
+    assert axes[1, 0].get_ylabel() == "dog"
+    np.testing.assert_array_equal(axes[1, 0].images[0].get_array(), images[1].permute(1, 2, 0).numpy())
+    np.testing.assert_allclose(axes[1, 2].images[0].get_array(), attn[1, 1].numpy())
+    np.testing.assert_allclose(axes[0, 4].images[0].get_array(), attn[0].mean(0).numpy(), rtol=1e-6)
+    assert tuple(axes[0, 1].images[0].get_extent()) == (-0.5, 31.5, 31.5, -0.5)  # 8x8 grid stretched over 32 px
+
+
+def test_attention_masks_over_photos():
+    g = torch.Generator().manual_seed(0)
+    photos = [np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)]
+    attn = torch.rand(1, 2, 16, 16, generator=g)
+    fig = plot_attention(photos, attn, keep=0.6)
+    axes = fig.axes
+    assert len(axes) == 4
+    mask = attention_mask(attn[0, 0], 0.6)
+    head0 = axes[1]
+    assert len(head0.images) == 2  # the photo, then the mask over it
+    np.testing.assert_array_equal(head0.images[1].get_array(), mask.float().numpy())
+    assert "60%" in fig.get_suptitle()
+
+
+def test_attention_checks_shapes():
+    with pytest.raises(ValueError, match="B = 2 images"):
+        plot_attention(torch.zeros(2, 3, 8, 8, dtype=torch.uint8), torch.rand(3, 1, 2, 2))
+
+
+# ----------------------------------------------------------------------------------------- tables
+
+
+def test_markdown_table():
+    table = markdown_table([{"a": 1.234, "b": "x|y"}, {"a": None, "b": 3}], {"a": "A", "b": "B"})
+    assert table == "| A | B |\n|---|---|\n| 1.2 | x\\|y |\n| — | 3 |"
