@@ -84,8 +84,7 @@ def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
 
 
 def cmd_eval(args: argparse.Namespace, rest: list[str]) -> int:
-    from .evaluate import evaluate
-    from .train import load_trained, prepare_data, resolve_device
+    from .train import evaluate_config, load_trained, prepare_data, resolve_device
 
     if args.random_init:  # the baseline every method must beat: the same backbone, untrained
         from .train import build_method
@@ -101,20 +100,17 @@ def cmd_eval(args: argparse.Namespace, rest: list[str]) -> int:
             raise ConfigError(f"unexpected arguments {' '.join(rest)}: a checkpoint carries its own config")
         model, cfg = load_trained(args.checkpoint)
         source = str(args.checkpoint)
-    if args.data_dir is not None:
-        cfg = dataclasses.replace(cfg, data_dir=args.data_dir)
+    cfg = dataclasses.replace(cfg, device=str(resolve_device(args.device)),
+                              data_dir=args.data_dir if args.data_dir is not None else cfg.data_dir)
     train, test = prepare_data(cfg)  # same dataset and image size as training
-    device = resolve_device(args.device)
-    model.to(device)
+    model.to(cfg.device)
     metrics: dict[str, Any] = {"method": "random_init" if args.random_init else cfg.method,
                                "backbone": cfg.backbone, "checkpoint": source, "train_seconds": 0.0}
-    metrics.update(evaluate(model.eval_backbone(), train.images.to(device), train.labels.to(device),
-                            test.images.to(device), test.labels.to(device), batch_size=cfg.eval_batch_size,
-                            probe_epochs=cfg.probe_epochs, seed=cfg.seed))
+    metrics.update(evaluate_config(cfg, model, (train, test)))
     out = Path(args.out) if args.out else Path(args.checkpoint).parent
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     metrics["config"] = dataclasses.asdict(cfg)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     _print_metrics(metrics)
     print(f"metrics written to {out / 'metrics.json'}")
     return 0

@@ -77,6 +77,7 @@ class Config:
     save_every: int = 10  # epochs between checkpoints (and one at the end)
     knn_every: int = 0  # epochs between online kNN reports on the test split (0 = off)
     probe_epochs: int = 100
+    eval_subset: int = 0  # linear probe / kNN fitted on this many train images (fixed random subset); 0 = all
     eval_batch_size: int = 1024
     wandb: str = "disabled"  # disabled | offline | online
 
@@ -94,12 +95,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         _GPU_COMMON, backbone="vit_tiny", optimizer="adamw", lr=5e-4, weight_decay=0.04,
         weight_decay_end=0.4, clip_grad=3.0, warmup_epochs=10, channels_last=False,
     ),
-    # Sized for 2 CPU cores: a small ResNet, a subset, small heads and few local crops.
+    # Sized for 2 CPU cores: CIFAR-10 resized to 16 px, a small ResNet, a subset, small heads, 2 local crops.
     "cpu-mini": dict(
-        backbone="resnet_mini", device="cpu", subset=10000, epochs=5, batch_size=128, optimizer="adamw",
-        lr=2e-3, weight_decay=1e-4, warmup_epochs=1, n_local=2, proj_dims=(512, 512, 512), out_dim=1024,
-        head_hidden_dim=512, bottleneck_dim=128, warmup_teacher_temp_epochs=2, momentum_teacher=0.99,
-        channels_last=False, log_every=10, save_every=1, probe_epochs=50, eval_batch_size=512,
+        backbone="resnet_mini", device="cpu", data_size=16, image_size=16, local_size=8, n_local=2,
+        subset=10000, epochs=5, batch_size=256, optimizer="adamw", lr=2e-3, weight_decay=1e-4, warmup_epochs=1,
+        proj_dims=(512, 512, 512), out_dim=1024, head_hidden_dim=512, bottleneck_dim=128,
+        warmup_teacher_temp_epochs=2, momentum_teacher=0.99, channels_last=False, log_every=10, save_every=1,
+        probe_epochs=50, eval_batch_size=1024,
     ),
 }
 
@@ -133,6 +135,7 @@ def validate(cfg: Config) -> Config:
         lo, hi = getattr(cfg, name)
         _check(0 < lo <= hi <= 1, f"{name} must satisfy 0 < min <= max <= 1, got {(lo, hi)}")
     _check(cfg.subset >= 0, f"subset must be >= 0, got {cfg.subset}")
+    _check(cfg.eval_subset >= 0, f"eval_subset must be >= 0 (0 = the whole train split), got {cfg.eval_subset}")
     _check(cfg.data_size >= 0, f"data_size must be >= 0 (0 = native size), got {cfg.data_size}")
     _check(cfg.subset == 0 or cfg.subset >= cfg.batch_size,
            f"subset ({cfg.subset}) must be 0 (all) or at least batch_size ({cfg.batch_size})")

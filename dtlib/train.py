@@ -329,6 +329,22 @@ def knn_report(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, tes
     return knn_classify(train_f, labels.to(device), test_f, test.labels.to(device), ks=(20,))
 
 
+def evaluate_config(cfg: Config, model: nn.Module, data: tuple[Split, Split]) -> dict[str, float]:
+    """Linear probe + kNN of the method's evaluated backbone, fitted on the train split (or its
+    `cfg.eval_subset`, a fixed random subset) and reported on the whole test split."""
+    train, test = data
+    images, labels = train.images, train.labels
+    if cfg.eval_subset and cfg.eval_subset < len(labels):
+        idx = torch.randperm(len(labels), generator=torch.Generator().manual_seed(12345))[: cfg.eval_subset]
+        images, labels = images[idx], labels[idx]
+    device = resolve_device(cfg.device)
+    metrics = evaluate(model.eval_backbone(), images.to(device), labels.to(device), test.images.to(device),
+                       test.labels.to(device), batch_size=cfg.eval_batch_size, probe_epochs=cfg.probe_epochs,
+                       seed=cfg.seed)
+    metrics["probe_train_images"] = len(labels)
+    return metrics
+
+
 def run(cfg: Config, data: tuple[Split, Split] | None = None, resume: bool = False,
         callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
     """fit, then linear probe + kNN on the frozen backbone; writes and returns metrics.json."""
@@ -338,11 +354,7 @@ def run(cfg: Config, data: tuple[Split, Split] | None = None, resume: bool = Fal
                                "train_seconds": round(result.seconds, 1), "interrupted": result.interrupted}
     if result.interrupted:
         return metrics
-    train, test = data
-    device = resolve_device(cfg.device)
-    metrics.update(evaluate(result.model.eval_backbone(), train.images.to(device), train.labels.to(device),
-                            test.images.to(device), test.labels.to(device), batch_size=cfg.eval_batch_size,
-                            probe_epochs=cfg.probe_epochs, seed=cfg.seed))
+    metrics.update(evaluate_config(cfg, result.model, data))
     tail = result.history[-20:]  # the last logged steps, averaged: one step is noisy
     for key in ("teacher_entropy", "emb_std", "loss"):
         if tail and key in tail[-1]:

@@ -23,7 +23,8 @@ from pathlib import Path
 
 from dtlib.config import make_config
 
-ROWS = [  # (name, method, overrides)
+ROWS = [  # (name, method, overrides); "random_init" evaluates the untrained backbone
+    ("Random init (no training)", "random_init", {}),
     ("Barlow Twins", "barlow_twins", {}),
     ("DINO (full)", "dino", {}),
     ("DINO Twins (full)", "dinotwins", {}),
@@ -40,8 +41,11 @@ METRICS = ("linear_top1", "knn_top1_k20", "final_teacher_entropy", "final_emb_st
 def command(method: str, overrides: dict[str, str], seed: int, out: Path, data_dir: str,
             extra: list[str]) -> list[str]:
     """The CLI call of one run."""
-    cmd = ["python", "-m", "dtlib", "train", "--preset", "cpu-mini", "--method", method, "--seed", str(seed),
-           "--data-dir", data_dir, "--out", str(out)]
+    if method == "random_init":
+        cmd = ["python", "-m", "dtlib", "eval", "--random-init", "--preset", "cpu-mini", "--method", "dinotwins"]
+    else:
+        cmd = ["python", "-m", "dtlib", "train", "--preset", "cpu-mini", "--method", method]
+    cmd += ["--seed", str(seed), "--data-dir", data_dir, "--out", str(out)]
     for key, value in overrides.items():
         cmd += [f"--{key}", value]
     for item in extra:
