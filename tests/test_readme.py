@@ -1,0 +1,23 @@
+"""CI runs exactly the README's test command, and the README names files that exist."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    readme = (ROOT / "README.md").read_text()
+    ci_lines = [line for line in (ROOT / ".ci" / "run").read_text().splitlines()
+                if line.strip() and not line.lstrip().startswith("#")]
+    command = ci_lines[-1].strip()
+    assert "pytest" in command and "ruff check" in command
+    assert f"\n{command}\n" in readme
+
+
+def test_readme_structure_table_names_existing_files():
+    readme = (ROOT / "README.md").read_text()
+    paths = set(re.findall(r"`((?:dtlib|scripts|notebooks|tests)/[\w./]+)`", readme))
+    assert len(paths) > 15
+    missing = [p for p in paths if "<" not in p and not (ROOT / p).exists()]
+    assert not missing, missing
