@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import random
 import signal
 import time
@@ -212,6 +213,10 @@ def fit(cfg: Config, data: tuple[Split, Split] | None = None, callbacks: Sequenc
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path, log_path = out / "checkpoint.pt", out / "metrics.jsonl"
     start = 0
+    if not resume and ckpt_path.exists():  # a fresh run never destroys an earlier one's checkpoint
+        backup = ckpt_path.with_name("checkpoint.prev.pt")
+        os.replace(ckpt_path, backup)
+        print(f"{ckpt_path} already existed: moved to {backup} (use --resume to continue a run instead)")
     if resume and ckpt_path.exists():
         payload = load_checkpoint(ckpt_path, map_location=device)
         check_compatible(payload, cfg, ckpt_path)

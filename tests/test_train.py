@@ -114,3 +114,13 @@ def test_schedules_follow_the_ablation_switches():
     s = build_schedules(make_config("cpu-mini", epochs=4), steps_per_epoch=10)
     assert s["teacher_temp"][0] == pytest.approx(0.04) and s["momentum"][-1] > s["momentum"][0]
     assert len(s["lr"]) == 40 and s["lr"].max() == pytest.approx(make_config("cpu-mini").lr * 128 / 256)
+
+
+def test_a_fresh_run_keeps_the_previous_checkpoint(tmp_path):
+    data = tiny_data()
+    first = fit(tiny_config(tmp_path, epochs=1), data)
+    saved = load_checkpoint(tmp_path / "checkpoint.pt")
+    fit(tiny_config(tmp_path, epochs=1, seed=1), data)
+    kept = load_checkpoint(tmp_path / "checkpoint.prev.pt")
+    assert kept["step"] == first.step
+    assert all(torch.equal(kept["model"][k], v) for k, v in saved["model"].items())
