@@ -11,9 +11,11 @@ from typing import Any
 
 import torch
 
+from .backbones import BACKBONES
 from .checkpoint import CheckpointError
 from .config import ConfigError, make_config
 from .data import DataError
+from .methods import METHODS
 from .train import TrainingError
 
 EPILOG = """examples:
@@ -128,8 +130,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="train a method, then linear probe + kNN")
-    p.add_argument("--method", choices=["barlow_twins", "dino", "dinotwins"])
-    p.add_argument("--backbone", choices=["resnet18", "resnet50", "vit_tiny", "resnet_mini"])
+    p.add_argument("--method", choices=METHODS)
+    p.add_argument("--backbone", choices=BACKBONES)
     p.add_argument("--preset", help="cifar10-resnet18 | cifar10-resnet50 | cifar10-vit-tiny | cpu-mini")
     p.add_argument("--data-dir", dest="data_dir")
     p.add_argument("--out")

@@ -6,11 +6,11 @@ import dataclasses
 from dataclasses import dataclass, fields
 from typing import Any
 
+from .backbones import BACKBONES
 from .methods import BT_PAIRS, METHODS
 
 OPTIMIZERS = ("lars", "sgd", "adamw")
 MOMENTUM_SCHEDULES = ("cosine", "fixed", "zero")
-BACKBONE_NAMES = ("resnet18", "resnet50", "vit_tiny", "resnet_mini")
 WANDB_MODES = ("disabled", "offline", "online")
 
 
@@ -116,8 +116,8 @@ def _check(ok: bool, message: str) -> None:
 def validate(cfg: Config) -> Config:
     """Raise ConfigError naming the setting when a config cannot run."""
     _check(cfg.method in METHODS, f"unknown method {cfg.method!r}: choose one of {', '.join(METHODS)}")
-    _check(cfg.backbone in BACKBONE_NAMES,
-           f"unknown backbone {cfg.backbone!r}: choose one of {', '.join(BACKBONE_NAMES)}")
+    _check(cfg.backbone in BACKBONES,
+           f"unknown backbone {cfg.backbone!r}: choose one of {', '.join(BACKBONES)}")
     _check(cfg.optimizer in OPTIMIZERS, f"unknown optimizer {cfg.optimizer!r}: choose one of {OPTIMIZERS}")
     _check(cfg.momentum_schedule in MOMENTUM_SCHEDULES,
            f"unknown momentum_schedule {cfg.momentum_schedule!r}: choose one of {MOMENTUM_SCHEDULES}")
