@@ -5,7 +5,10 @@ skips runs whose metrics.json already exists (so it can be stopped and continued
 results/ablation.json and results/ablation.md with mean ± std over seeds and the exact commands.
 
 usage: python scripts/ablation.py --data-dir ../shared/data/cifar10-jpeg [--seeds 0,1,2] [--jobs 2]
+                                  [--rows 0-3] [--name ablation]  # some rows only; results/NAME.{json,md}
                                   [--set key=value ...]   # extra overrides for every run (e.g. a rehearsal)
+
+Timings are only comparable with --jobs 1 (two torch threads): parallel runs share the two cores.
 """
 
 from __future__ import annotations
@@ -77,10 +80,22 @@ def run_all(jobs: list[tuple[list[str], Path]], parallel: int) -> None:
                 print(f"done: {out} {status}", flush=True)
 
 
-def summarise(jobs_by_row: dict[str, list[Path]]) -> list[dict]:
+def parse_rows(spec: str) -> list[int]:
+    """'0-3' or '0,2,5' -> row indices into ROWS."""
+    indices: list[int] = []
+    for part in spec.split(","):
+        lo, _, hi = part.partition("-")
+        indices += range(int(lo), int(hi or lo) + 1)
+    bad = [i for i in indices if not 0 <= i < len(ROWS)]
+    if bad:
+        raise SystemExit(f"--rows {spec}: no row {bad[0]}; there are {len(ROWS)} (0-{len(ROWS) - 1})")
+    return indices
+
+
+def summarise(selected: list[tuple[str, str, dict]], jobs_by_row: dict[str, list[Path]]) -> list[dict]:
     """Mean ± std over seeds of each row's metrics."""
     rows = []
-    for (name, method, overrides), outs in zip(ROWS, jobs_by_row.values()):
+    for (name, method, overrides), outs in zip(selected, jobs_by_row.values(), strict=True):
         found = [json.loads((o / "metrics.json").read_text()) for o in outs if (o / "metrics.json").exists()]
         row = {"name": name, "method": method, "changes": overrides, "seeds": len(found)}
         for key in METRICS:
@@ -117,11 +132,14 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (one torch thread each if > 1)")
     parser.add_argument("--runs", default="runs/ablation", help="folder for the individual runs")
     parser.add_argument("--results", default="results", help="folder for ablation.json / ablation.md")
+    parser.add_argument("--rows", default=f"0-{len(ROWS) - 1}", help="row indices, e.g. 0-3 or 0,2,5")
+    parser.add_argument("--name", default="ablation", help="results file name (without extension)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
+    rows = [ROWS[i] for i in parse_rows(args.rows)]
     jobs, by_row = [], {}
-    for name, method, overrides in ROWS:
+    for name, method, overrides in rows:
         slug = name.lower().replace(",", "").replace(" ", "_").replace("(", "").replace(")", "").replace("-", "")
         by_row[name] = []
         for seed in seeds:
@@ -129,7 +147,7 @@ def main() -> int:
             jobs.append((command(method, overrides, seed, out, args.data_dir, args.set), out))
             by_row[name].append(out)
     run_all(jobs, args.jobs)
-    rows = summarise(by_row)
+    rows = summarise(rows, by_row)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     hardware = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, " \
                f"{args.jobs} run(s) in parallel"
@@ -138,13 +156,13 @@ def main() -> int:
               "example_run": example, "hardware": hardware, "commit": commit, "seeds": seeds,
               "data": "CIFAR-10 (JPEG q75 copy)" if "jpeg" in args.data_dir else args.data_dir}
     Path(args.results).mkdir(parents=True, exist_ok=True)
-    (Path(args.results) / "ablation.json").write_text(json.dumps(result, indent=2) + "\n")
+    (Path(args.results) / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     k = make_config("cpu-mini", **dict(item.split("=", 1) for item in args.set)).out_dim
     header = (f"# Ablation (cpu-mini, {result['data']}, seeds {args.seeds})\n\n"
               f"Command: `{result['command']}` at commit {commit}; each run is e.g. `{example}`.\n"
               f"Hardware: {hardware}. Mean ± std over seeds; teacher entropy and embedding std are the means "
               f"of the last 20 logged steps (ceiling ln K = ln {k} ≈ {math.log(k):.2f} nats).")
-    (Path(args.results) / "ablation.md").write_text(markdown(rows, header))
+    (Path(args.results) / f"{args.name}.md").write_text(markdown(rows, header))
     print(markdown(rows, header))
     return 0
 
