@@ -689,16 +689,17 @@ NB03 = [
 
         ## The recorded ablation
 
-        `results/ablation.json` holds the same ablation at CPU scale, several seeds per configuration,
-        with the command and hardware that produced it:
+        `results/ablation*.json` hold the same ablation at CPU scale (`scripts/ablation.py`), with the
+        command, commit and hardware that produced each; `ablation_2epochs` used an earlier, shorter
+        `cpu-mini` recipe (2 epochs of a 10k subset):
     """),
     code("""
-        ablation_path = Path("../results/ablation.json")
-        if ablation_path.exists():
+        names = {"linear_top1": "linear top-1 (%)", "knn_top1_k20": "kNN top-1, k = 20 (%)",
+                 "final_teacher_entropy": "teacher entropy (nats)", "final_emb_std": "embedding std",
+                 "train_seconds": "training time (s)"}
+        recorded_files = sorted(Path("../results").glob("ablation*.json"))
+        for ablation_path in recorded_files:
             recorded = json.loads(ablation_path.read_text())
-            names = {"linear_top1": "linear top-1 (%)", "knn_top1_k20": "kNN top-1, k = 20 (%)",
-                     "final_teacher_entropy": "teacher entropy (nats)", "final_emb_std": "embedding std",
-                     "train_seconds": "training time (s)"}
             metrics = [k.removesuffix("_mean") for k in recorded["rows"][0] if k.endswith("_mean")]
             rows = [{"name": r["name"], "method": r["method"], "seeds": r.get("seeds"),
                      "changes": ", ".join(f"{k}={v}" for k, v in (r.get("changes") or {}).items()) or "—",
@@ -706,12 +707,13 @@ NB03 = [
                     for r in recorded["rows"]]
             columns = {"name": "configuration", "method": "method", "changes": "changes", "seeds": "seeds",
                        **{m: f"{names.get(m, m)}, mean ± std" for m in metrics}}
+            display(Markdown(f"**`results/{ablation_path.name}`**"))
             display(Markdown(markdown_table(rows, columns)))
             print(f"data: {recorded.get('data')}\\nhardware: {recorded.get('hardware')}\\n"
                   f"command: {recorded.get('command')} (commit {recorded.get('commit')})")
-        else:
+        if not recorded_files:
             display(Markdown("*The CPU-scale ablation has not been recorded yet "
-                             "(`results/ablation.json` does not exist).*"))
+                             "(no `results/ablation*.json`).*"))
     """),
     md(r"""
         ## The three methods, next to the original project
@@ -746,6 +748,14 @@ NB03 = [
                 rows.append({"method": method_names.get(saved["method"], saved["method"]),
                              "backbone": saved.get("backbone"), "linear_top1": saved["linear_top1"],
                              "source": f"results/{path.name}", "note": note})
+            elif isinstance(saved, dict) and "rows" in saved:  # a scripts/ablation.py table: its unchanged methods
+                for r in saved["rows"]:
+                    if r["method"] in method_names and not r.get("changes") and "linear_top1_mean" in r:
+                        rows.append({"method": method_names[r["method"]], "backbone": "resnet_mini (cpu-mini)",
+                                     "linear_top1": f"{r['linear_top1_mean']:.2f} ± {r['linear_top1_std']:.2f}",
+                                     "source": f"results/{path.name}",
+                                     "note": f"{r['seeds']} seeds, {saved.get('hardware')}, "
+                                             f"commit {saved.get('commit')}"})
         columns = {"method": "method", "backbone": "backbone", "linear_top1": "linear top-1 (%)", "source": "source",
                    "note": "budget, hardware, note"}
         display(Markdown(markdown_table(rows, columns)))
