@@ -86,7 +86,7 @@ def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
 
 
 def cmd_eval(args: argparse.Namespace, rest: list[str]) -> int:
-    from .train import evaluate_config, load_trained, prepare_data, resolve_device
+    from .train import eval_data, evaluate_config, load_trained, resolve_device
 
     if args.random_init:  # the baseline every method must beat: the same backbone, untrained
         from .train import build_method
@@ -104,7 +104,7 @@ def cmd_eval(args: argparse.Namespace, rest: list[str]) -> int:
         source = str(args.checkpoint)
     cfg = dataclasses.replace(cfg, device=str(resolve_device(args.device)),
                               data_dir=args.data_dir if args.data_dir is not None else cfg.data_dir)
-    train, test = prepare_data(cfg)  # same dataset and image size as training
+    train, test = eval_data(cfg)  # the run's dataset, at the evaluation size
     model.to(cfg.device)
     metrics: dict[str, Any] = {"method": "random_init" if args.random_init else cfg.method,
                                "backbone": cfg.backbone, "checkpoint": source, "train_seconds": 0.0}
@@ -112,7 +112,11 @@ def cmd_eval(args: argparse.Namespace, rest: list[str]) -> int:
     out = Path(args.out) if args.out else Path(args.checkpoint).parent
     out.mkdir(parents=True, exist_ok=True)
     metrics["config"] = dataclasses.asdict(cfg)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    path = out / "metrics.json"
+    if not args.random_init and path.exists():  # re-evaluating a run: keep what its training recorded
+        previous = json.loads(path.read_text())
+        metrics = {**previous, **metrics, "train_seconds": previous.get("train_seconds", 0.0)}
+    path.write_text(json.dumps(metrics, indent=2) + "\n")
     _print_metrics(metrics)
     print(f"metrics written to {out / 'metrics.json'}")
     return 0

@@ -116,9 +116,15 @@ def epoch_permutation(seed: int, epoch: int, n: int, device: torch.device) -> to
 
 
 def prepare_data(cfg: Config, data: tuple[Split, Split] | None = None) -> tuple[Split, Split]:
-    """Load (train, test) unless given, resized to `cfg.data_size` when set."""
+    """Load (train, test) unless given, resized to `cfg.data_size` (the training size) when set."""
     train, test = data if data is not None else load_dataset(cfg.dataset, cfg.data_dir)
     return resize_split(train, cfg.data_size), resize_split(test, cfg.data_size)
+
+
+def eval_data(cfg: Config, data: tuple[Split, Split] | None = None) -> tuple[Split, Split]:
+    """Load (train, test) unless given (at their native size), resized to `cfg.eval_size` when set."""
+    train, test = data if data is not None else load_dataset(cfg.dataset, cfg.data_dir)
+    return resize_split(train, cfg.eval_size), resize_split(test, cfg.eval_size)
 
 
 def train_subset(cfg: Config, train: Split) -> tuple[torch.Tensor, torch.Tensor]:
@@ -352,14 +358,17 @@ def evaluate_config(cfg: Config, model: nn.Module, data: tuple[Split, Split]) ->
 
 def run(cfg: Config, data: tuple[Split, Split] | None = None, resume: bool = False,
         callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
-    """fit, then linear probe + kNN on the frozen backbone; writes and returns metrics.json."""
-    data = prepare_data(cfg, data)
-    result = fit(cfg, data, callbacks, resume)
+    """fit, then linear probe + kNN on the frozen backbone; writes and returns metrics.json.
+
+    `data`, when given, is at its native size: training resizes it to `cfg.data_size`, the final
+    evaluation to `cfg.eval_size`."""
+    raw = data if data is not None else load_dataset(cfg.dataset, cfg.data_dir)
+    result = fit(cfg, prepare_data(cfg, raw), callbacks, resume)
     metrics: dict[str, Any] = {"method": cfg.method, "backbone": cfg.backbone, "step": result.step,
                                "train_seconds": round(result.seconds, 1), "interrupted": result.interrupted}
     if result.interrupted:
         return metrics
-    metrics.update(evaluate_config(cfg, result.model, data))
+    metrics.update(evaluate_config(cfg, result.model, eval_data(cfg, raw)))
     tail = result.history[-20:]  # the last logged steps, averaged: one step is noisy
     for key in ("teacher_entropy", "emb_std", "loss"):
         if tail and key in tail[-1]:

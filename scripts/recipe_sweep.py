@@ -17,7 +17,8 @@ import sys
 import torch
 
 from dtlib.config import make_config
-from dtlib.train import evaluate_config, fit, prepare_data
+from dtlib.data import load_dataset
+from dtlib.train import eval_data, evaluate_config, fit, prepare_data
 
 
 class _Backbone(torch.nn.Module):
@@ -43,8 +44,9 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     overrides = dict(item.split("=", 1) for item in args.set)
     cfg = make_config(args.preset, data_dir=args.data_dir, out=args.out, **overrides)
-    data = prepare_data(cfg)
-    result = fit(cfg, data)
+    raw = load_dataset(cfg.dataset, cfg.data_dir)
+    result = fit(cfg, prepare_data(cfg, raw))
+    data = eval_data(cfg, raw)
     metrics = evaluate_config(cfg, result.model, data)  # the teacher's backbone for DINO and DINO Twins
     scores = {k: metrics[k] for k in ("linear_top1", "knn_top1_k20")}
     if hasattr(result.model, "student"):

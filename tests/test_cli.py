@@ -60,3 +60,24 @@ def test_train_then_eval_round_trip(tmp_path, monkeypatch, capsys):
     assert main(["eval", "--random-init", "--data-dir", str(data), "--out", str(tmp_path / "rand"),
                  "--probe_epochs", "2"]) == 0
     assert json.loads((tmp_path / "rand" / "metrics.json").read_text())["method"] == "random_init"
+
+
+def test_eval_probes_at_native_size_and_keeps_the_training_record(tmp_path, monkeypatch):
+    monkeypatch.setenv("DTLIB_CACHE", str(tmp_path / "cache"))
+    data, out = tmp_path / "data", tmp_path / "run"
+    make_image_folder(data)  # 16-px images
+    assert main(["train", "--preset", "cpu-mini", "--data-dir", str(data), "--out", str(out), "--epochs", "1",
+                 "--batch_size", "8", "--subset", "0", "--probe_epochs", "2", "--n_local", "1",
+                 "--data_size", "8", "--image_size", "8", "--local_size", "4"]) == 0
+    trained = json.loads((out / "metrics.json").read_text())
+    assert trained["config"]["data_size"] == 8 and trained["config"]["eval_size"] == 0
+    from dtlib.train import eval_data, load_trained
+    model, cfg = load_trained(out / "checkpoint.pt")
+    train, test = eval_data(cfg)
+    assert train.images.shape[-1] == test.images.shape[-1] == 16  # native, not the 8-px training size
+    assert eval_data(cfg.__class__(**{**cfg.__dict__, "eval_size": 12}))[1].images.shape[-1] == 12
+    # Re-evaluating in the run's folder updates the scores and keeps what training recorded.
+    assert main(["eval", "--checkpoint", str(out / "checkpoint.pt")]) == 0
+    again = json.loads((out / "metrics.json").read_text())
+    assert again["train_seconds"] == trained["train_seconds"] > 0 and again["step"] == trained["step"]
+    assert again["linear_top1"] == trained["linear_top1"]  # the same native-size evaluation, reproduced
