@@ -117,14 +117,17 @@ def epoch_permutation(seed: int, epoch: int, n: int, device: torch.device) -> to
 
 def prepare_data(cfg: Config, data: tuple[Split, Split] | None = None) -> tuple[Split, Split]:
     """Load (train, test) unless given, resized to `cfg.data_size` (the training size) when set."""
-    train, test = data if data is not None else load_dataset(cfg.dataset, cfg.data_dir)
-    return resize_split(train, cfg.data_size), resize_split(test, cfg.data_size)
+    return _sized(cfg, data, cfg.data_size)
 
 
 def eval_data(cfg: Config, data: tuple[Split, Split] | None = None) -> tuple[Split, Split]:
     """Load (train, test) unless given (at their native size), resized to `cfg.eval_size` when set."""
+    return _sized(cfg, data, cfg.eval_size)
+
+
+def _sized(cfg: Config, data: tuple[Split, Split] | None, size: int) -> tuple[Split, Split]:
     train, test = data if data is not None else load_dataset(cfg.dataset, cfg.data_dir)
-    return resize_split(train, cfg.eval_size), resize_split(test, cfg.eval_size)
+    return resize_split(train, size), resize_split(test, size)
 
 
 def train_subset(cfg: Config, train: Split) -> tuple[torch.Tensor, torch.Tensor]:
@@ -363,7 +366,7 @@ def run(cfg: Config, data: tuple[Split, Split] | None = None, resume: bool = Fal
     `data`, when given, is at its native size: training resizes it to `cfg.data_size`, the final
     evaluation to `cfg.eval_size`."""
     raw = data if data is not None else load_dataset(cfg.dataset, cfg.data_dir)
-    result = fit(cfg, prepare_data(cfg, raw), callbacks, resume)
+    result = fit(cfg, raw, callbacks, resume)  # fit resizes to cfg.data_size itself
     metrics: dict[str, Any] = {"method": cfg.method, "backbone": cfg.backbone, "step": result.step,
                                "train_seconds": round(result.seconds, 1), "interrupted": result.interrupted}
     if result.interrupted:

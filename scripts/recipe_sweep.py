@@ -18,7 +18,7 @@ import torch
 
 from dtlib.config import make_config
 from dtlib.data import load_dataset
-from dtlib.train import eval_data, evaluate_config, fit, prepare_data
+from dtlib.train import eval_data, evaluate_config, fit
 
 
 class _Backbone(torch.nn.Module):
@@ -45,7 +45,7 @@ def main() -> int:
     overrides = dict(item.split("=", 1) for item in args.set)
     cfg = make_config(args.preset, data_dir=args.data_dir, out=args.out, **overrides)
     raw = load_dataset(cfg.dataset, cfg.data_dir)
-    result = fit(cfg, prepare_data(cfg, raw))
+    result = fit(cfg, raw)  # fit resizes to cfg.data_size itself
     data = eval_data(cfg, raw)
     metrics = evaluate_config(cfg, result.model, data)  # the teacher's backbone for DINO and DINO Twins
     scores = {k: metrics[k] for k in ("linear_top1", "knn_top1_k20")}
