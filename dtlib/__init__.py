@@ -1,20 +1,23 @@
 """dtlib: Barlow Twins, DINO and DINO Twins on CIFAR — data, augmentation, models, training, evaluation."""
 
-__version__ = "0.1.0"
-
-from .augment import ViewMaker, ViewSpec, barlow_twins_views, multicrop_views  # noqa: E402
-from .backbones import build_backbone  # noqa: E402
-from .config import PRESETS, Config, make_config  # noqa: E402
-from .data import Split, load_dataset, load_split  # noqa: E402
-from .evaluate import evaluate, extract_features, knn_classify, linear_probe  # noqa: E402
-from .heads import DINOHead, Projector  # noqa: E402
-from .losses import DINOLoss, barlow_twins_loss, dino_twins_loss  # noqa: E402
-from .methods import DINO, BarlowTwins, DinoTwins  # noqa: E402
-from .train import fit, load_trained, run  # noqa: E402
+from ._version import __version__
+from .augment import ViewMaker, ViewSpec, barlow_twins_views, multicrop_views
+from .backbones import build_backbone
+from .build import build_method, build_schedules, build_view_maker
+from .checkpoint import load_trained
+from .cifar import dataset_stats, normalize
+from .config import PRESETS, Config, make_config
+from .data import Split, load_dataset, load_split
+from .evaluate import evaluate, extract_features, knn_classify, linear_probe
+from .heads import DINOHead, Projector
+from .losses import DINOLoss, barlow_twins_loss
+from .methods import DINO, BarlowTwins, DinoTwins
+from .train import fit, run
 
 __all__ = [
     "BarlowTwins", "Config", "DINO", "DINOHead", "DINOLoss", "DinoTwins", "PRESETS", "Projector", "Split",
-    "ViewMaker", "ViewSpec", "barlow_twins_loss", "barlow_twins_views", "build_backbone", "dino_twins_loss",
-    "evaluate", "extract_features", "fit", "knn_classify", "linear_probe", "load_dataset", "load_split",
-    "load_trained", "make_config", "multicrop_views", "run",
+    "ViewMaker", "ViewSpec", "__version__", "barlow_twins_loss", "barlow_twins_views", "build_backbone",
+    "build_method", "build_schedules", "build_view_maker", "dataset_stats", "evaluate", "extract_features", "fit",
+    "knn_classify", "linear_probe", "load_dataset", "load_split", "load_trained", "make_config", "multicrop_views",
+    "normalize", "run",
 ]

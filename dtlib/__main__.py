@@ -11,11 +11,9 @@ from typing import Any
 
 import torch
 
-from .backbones import BACKBONES
 from .checkpoint import CheckpointError
-from .config import ConfigError, make_config
+from .config import BACKBONES, METHODS, ConfigError, make_config
 from .data import DataError
-from .methods import METHODS
 from .train import TrainingError
 
 EPILOG = """examples:
@@ -86,11 +84,11 @@ def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
 
 
 def cmd_eval(args: argparse.Namespace, rest: list[str]) -> int:
-    from .train import eval_data, evaluate_config, load_trained, resolve_device
+    from .build import build_method
+    from .checkpoint import load_trained
+    from .train import eval_data, evaluate_config, resolve_device
 
     if args.random_init:  # the baseline every method must beat: the same backbone, untrained
-        from .train import build_method
-
         cfg = make_config(args.preset or "cpu-mini", **_overrides(rest))
         torch.manual_seed(cfg.seed)
         model, source = build_method(cfg).eval(), f"random init (seed {cfg.seed})"

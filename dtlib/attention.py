@@ -12,7 +12,7 @@ import torch.nn.functional as F
 import torchvision.transforms.functional as TF
 from torch import Tensor, nn
 
-from .augment import CIFAR10_MEAN, CIFAR10_STD
+from .cifar import normalize
 
 
 def cls_attention_layers(model: nn.Module, images: Tensor) -> Tensor:
@@ -72,17 +72,6 @@ def crop_resize(image: np.ndarray, size: int = 128) -> np.ndarray:
     t = torch.tensor(image).permute(2, 0, 1)  # (3, H, W); a copy, so read-only arrays work
     t = TF.center_crop(TF.resize(t, size, antialias=True), [size, size])
     return t.permute(1, 2, 0).numpy()
-
-
-def normalize(images: Tensor | np.ndarray) -> Tensor:
-    """uint8 images (HxWx3 array, (3, H, W) or (B, 3, H, W)) to CIFAR-10-normalised float (B, 3, H, W)."""
-    if isinstance(images, np.ndarray):
-        images = torch.tensor(images).permute(2, 0, 1)  # (3, H, W)
-    if images.ndim == 3:
-        images = images.unsqueeze(0)
-    mean = torch.tensor(CIFAR10_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(CIFAR10_STD).view(1, 3, 1, 1)
-    return (images.float() / 255.0 - mean) / std
 
 
 def prepare_image(image: np.ndarray, size: int = 128, patch_size: int = 4) -> Tensor:

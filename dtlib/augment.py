@@ -17,8 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+from .cifar import CIFAR10_MEAN, CIFAR10_STD, normalize
 
 # ITU-R 601-2 luma weights, as torchvision's rgb_to_grayscale.
 _LUMA = (0.2989, 0.587, 0.114)
@@ -177,13 +176,6 @@ def solarize(x: Tensor, mask: Tensor | None = None) -> Tensor:
     if mask is None:
         return torch.minimum(x, 1.0 - x)
     return torch.minimum(x, (1.0 - x).add_(2.0 * _per_sample(~mask).to(x.dtype)))
-
-
-def normalize(x: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
-    """Subtract the per-channel mean and divide by the std."""
-    m = torch.tensor(mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-    s = torch.tensor(std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-    return (x - m).div_(s)
 
 
 def _blend_step(x: Tensor, op: Tensor, factor: Tensor) -> Tensor:
@@ -393,12 +385,17 @@ class ViewMaker:
 # ------------------------------------------------------------------------------------------- recipes
 
 
-def barlow_twins_views(size: int = 32, cifar: bool = True) -> list[ViewSpec]:
-    """Barlow Twins' two asymmetric views (blur 1.0 / 0.1, solarize 0 / 0.2), adapted to CIFAR if asked."""
+def barlow_twins_views(size: int = 32, cifar: bool = True, scale: tuple[float, float] | None = None) -> list[ViewSpec]:
+    """Barlow Twins' two asymmetric views (blur 1.0 / 0.1, solarize 0 / 0.2), adapted to CIFAR if asked.
+
+    `scale` is the crop area range; None takes the paper's (0.08, 1), or (0.2, 1) for CIFAR.
+    """
     # The paper crops with scale (0.08, 1) at 224 px.  At 32 px an 8% crop is about 9x9 pixels blown up
     # 3.5x, mostly interpolation blur, so CIFAR uses 0.2 (MoCo v2's minimum scale, common in CIFAR-10 SSL
     # code).  Blur on 32-px images wipes out most of the signal, so it is off there.
-    base = ViewSpec(size=size, scale=(0.2, 1.0) if cifar else (0.08, 1.0))
+    if scale is None:
+        scale = (0.2, 1.0) if cifar else (0.08, 1.0)
+    base = ViewSpec(size=size, scale=scale)
     blur1, blur2 = (0.0, 0.0) if cifar else (1.0, 0.1)
     return [replace(base, blur_p=blur1), replace(base, blur_p=blur2, solarize_p=0.2)]
 

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from torchvision.models import resnet18, resnet50
 from torchvision.models.resnet import BasicBlock
 
-BACKBONES: tuple[str, ...] = ("resnet18", "resnet50", "vit_tiny", "resnet_mini")
+from .config import BACKBONES as BACKBONES  # the names live with the config; re-exported here
 
 
 def _cifar_resnet(model: nn.Module, embed_dim: int) -> nn.Module:

@@ -14,9 +14,10 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from .build import build_method, build_view_maker
 from .config import make_config
 from .optim import build_optimizer
-from .train import amp_dtype, build_method, build_view_maker, resolve_device, train_step
+from .train import amp_dtype, resolve_device, train_step
 
 # Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets, matched on the device name.
 BF16_PEAK_TFLOPS = {"H200": 989.0, "H100 SXM": 989.0, "H100 80GB HBM3": 989.0, "H100 PCIe": 756.0,

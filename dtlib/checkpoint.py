@@ -1,17 +1,19 @@
-"""Atomic checkpoints with every RNG state, loaded with `weights_only=True`."""
+"""Atomic checkpoints with every RNG state, loaded with `weights_only=True`; a trained method rebuilt from one."""
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import random
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
-from . import __version__
+from ._version import __version__
+from .atomic import save_atomically
+from .build import build_method
 from .config import Config
 
 
@@ -49,8 +51,6 @@ def save_checkpoint(path: str | Path, *, model: torch.nn.Module, optimizer: torc
                     scaler: torch.amp.GradScaler, step: int, config: Config,
                     generator: torch.Generator) -> Path:
     """Write the checkpoint to a temporary file, then rename it: a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -60,10 +60,7 @@ def save_checkpoint(path: str | Path, *, model: torch.nn.Module, optimizer: torc
         "config": dataclasses.asdict(config),
         "dtlib_version": __version__,
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-    return path
+    return save_atomically(payload, path)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -90,3 +87,19 @@ def check_compatible(payload: dict[str, Any], config: Config, path: str | Path) 
             raise CheckpointError(
                 f"{path} was trained with {key}={saved.get(key)!r} but this run asks for "
                 f"{key}={getattr(config, key)!r}; use another --out folder or the same {key}")
+
+
+def load_trained(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, Config]:
+    """Rebuild the method saved in a checkpoint (its own config) and load its weights."""
+    payload = load_checkpoint(path, map_location)
+    names = {f.name for f in dataclasses.fields(Config)}
+    saved = {k: tuple(v) if isinstance(v, list) else v for k, v in payload["config"].items() if k in names}
+    cfg = Config(**saved)
+    model = build_method(cfg)
+    try:
+        model.load_state_dict(payload["model"])
+    except RuntimeError as err:
+        first = str(err).splitlines()[0]
+        raise CheckpointError(f"{path} does not match a {cfg.method}/{cfg.backbone} model ({first}); "
+                              "was it written by another dtlib version?") from None
+    return model.to(map_location).eval(), cfg

@@ -6,9 +6,10 @@ import dataclasses
 from dataclasses import dataclass, fields
 from typing import Any
 
-from .backbones import BACKBONES
-from .methods import BT_PAIRS, METHODS
-
+# The names every choice accepts live here, so reading or validating a config never imports the model code.
+METHODS = ("barlow_twins", "dino", "dinotwins")
+BACKBONES = ("resnet18", "resnet50", "vit_tiny", "resnet_mini")
+BT_PAIRS = ("global", "all")
 OPTIMIZERS = ("lars", "sgd", "adamw")
 MOMENTUM_SCHEDULES = ("cosine", "fixed", "zero")
 WANDB_MODES = ("disabled", "offline", "online")

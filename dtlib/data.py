@@ -6,7 +6,6 @@ import contextlib
 import hashlib
 import io
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,8 @@ import numpy as np
 import torch
 import torchvision
 from PIL import Image
+
+from .atomic import save_atomically
 
 try:  # torchvision 0.29 deprecated its decoders and a later release drops them; PIL then decodes everything
     from torchvision.io import ImageReadMode, decode_jpeg
@@ -28,7 +29,6 @@ __all__ = [
     "DataError",
     "Split",
     "cache_dir",
-    "count_duplicates",
     "default_data_dir",
     "load_dataset",
     "load_split",
@@ -122,28 +122,6 @@ def resize_split(split: Split, size: int, batch_size: int = 4096) -> Split:
         y = torch.nn.functional.interpolate(x.float(), size=(size, size), mode="bilinear", antialias=True)
         chunks.append(y.round().clamp(0, 255).to(torch.uint8))  # (b, 3, size, size)
     return Split(torch.cat(chunks), split.labels, split.classes)
-
-
-def count_duplicates(train: Split, test: Split) -> int:
-    """Number of test images whose uint8 pixels are byte-identical to some train image."""
-    if train.images.shape[1:] != test.images.shape[1:]:
-        return 0
-    train_rows = train.images.cpu().reshape(len(train.images), -1).numpy()  # (N, 3 * H * W)
-    test_rows = test.images.cpu().reshape(len(test.images), -1).numpy()  # (M, 3 * H * W)
-    # Hashing each row once is O(N + M); comparing every pair would be N x M full-image compares
-    index = {_row_digest(row): i for i, row in enumerate(train_rows)}
-    count = 0
-    for row in test_rows:
-        match = index.get(_row_digest(row))
-        # Confirm a digest match byte for byte so the count stays exact, not merely probable
-        if match is not None and np.array_equal(train_rows[match], row):
-            count += 1
-    return count
-
-
-def _row_digest(row: np.ndarray) -> bytes:
-    """128-bit digest of one contiguous image row."""
-    return hashlib.blake2b(row, digest_size=16).digest()
 
 
 def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
@@ -376,7 +354,7 @@ def _write_cache(root: Path, prefix: str, name: str, key: str, split: Split) -> 
             continue
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            _save_atomically(payload, folder / name)
+            save_atomically(payload, folder / name)
         except OSError:
             continue
         for stale in folder.glob(f"{prefix}*.pt"):
@@ -390,14 +368,3 @@ def _write_cache(root: Path, prefix: str, name: str, key: str, split: Split) -> 
         stacklevel=3,
     )
 
-
-def _save_atomically(payload: dict, path: Path) -> None:
-    """torch.save to a temporary file then rename it, so a reader never sees a half-written file."""
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(payload, file)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise

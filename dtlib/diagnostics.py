@@ -1,7 +1,7 @@
-"""Collapse diagnostics: teacher entropy, teacher–student KL, embedding spread and rank.
+"""Collapse diagnostics: teacher entropy, teacher–student KL and embedding spread.
 
 All functions return 0-d tensors on the input's device so the training loop can log them every
-step without a host sync; `effective_rank` needs an SVD and is meant for logging steps only.
+step without a host sync.
 """
 
 from __future__ import annotations
@@ -9,9 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .losses import cross_correlation
-
-__all__ = ["entropy", "kl_divergence", "embedding_std", "effective_rank", "cross_correlation"]
+__all__ = ["entropy", "kl_divergence", "embedding_std"]
 
 
 def entropy(probs: torch.Tensor) -> torch.Tensor:
@@ -31,11 +29,3 @@ def kl_divergence(teacher_probs: torch.Tensor, student_logits: torch.Tensor,
 def embedding_std(z: torch.Tensor) -> torch.Tensor:
     """Std over the batch of L2-normalised embeddings, averaged over dims: ≈ 1/√D healthy, → 0 collapsed."""
     return F.normalize(z.float(), dim=-1).std(0).mean()
-
-
-def effective_rank(z: torch.Tensor) -> torch.Tensor:
-    """exp of the entropy of the normalised singular values of centred embeddings (Roy & Vetterli, 2007)."""
-    z = z.float() - z.float().mean(0)
-    s = torch.linalg.svdvals(z)
-    p = s / s.sum().clamp_min(1e-12)
-    return torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum())

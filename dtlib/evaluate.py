@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .augment import CIFAR10_MEAN, CIFAR10_STD
+from .cifar import CIFAR10_MEAN, CIFAR10_STD, normalize
 
 
 def _module_device(module: nn.Module) -> torch.device:
@@ -32,10 +32,11 @@ def extract_features(
     std: Sequence[float] = CIFAR10_STD,
     device: torch.device | str | None = None,
 ) -> Tensor:
-    """Embed uint8 images (N, 3, H, W) with the backbone in eval mode; returns float32 (N, D) on `device`."""
+    """Embed uint8 images (N, 3, H, W) with the backbone in eval mode; returns float32 (N, D) on `device`.
+
+    A float input is taken to be in [0, 1] already; both are normalised with `mean` and `std`.
+    """
     device = _module_device(backbone) if device is None else torch.device(device)
-    mean_t = torch.tensor(mean, device=device, dtype=torch.float32).view(1, -1, 1, 1)
-    std_t = torch.tensor(std, device=device, dtype=torch.float32).view(1, -1, 1, 1)
     # Remember every submodule's own flag, not just the root's: a caller may keep some parts (e.g.
     # frozen BatchNorms) in eval mode while training, and `train(True)` would silently undo that.
     modes = [(m, m.training) for m in backbone.modules()]
@@ -44,9 +45,7 @@ def extract_features(
         chunks = []
         for start in range(0, images.shape[0], batch_size):
             x = images[start : start + batch_size].to(device, non_blocking=True)  # (B, 3, H, W)
-            # uint8 is scaled to [0, 1]; a float input is taken to be in [0, 1] already.
-            x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
-            x = (x - mean_t) / std_t
+            x = normalize(x if x.dtype == torch.uint8 else x.float(), mean, std)
             # bf16 autocast only on CUDA: CPU bf16 is slow on most CPUs and fp32 there is exact.
             with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 feats = backbone(x)
@@ -219,10 +218,15 @@ def evaluate(
     ks: Sequence[int] = (20, 200),
     seed: int = 0,
     device: torch.device | str | None = None,
+    mean: Sequence[float] = CIFAR10_MEAN,
+    std: Sequence[float] = CIFAR10_STD,
 ) -> dict[str, float]:
-    """Extract frozen features of both splits, then report the linear probe and weighted kNN in percent."""
-    train_feats = extract_features(backbone, train_images, batch_size, device=device)  # (N_train, D)
-    test_feats = extract_features(backbone, test_images, batch_size, device=device)  # (N_test, D)
+    """Extract frozen features of both splits, then report the linear probe and weighted kNN in percent.
+
+    `mean` and `std` are the dataset's channel statistics (`dtlib.cifar.dataset_stats`).
+    """
+    train_feats = extract_features(backbone, train_images, batch_size, mean, std, device)  # (N_train, D)
+    test_feats = extract_features(backbone, test_images, batch_size, mean, std, device)  # (N_test, D)
     results = linear_probe(train_feats, train_labels, test_feats, test_labels, epochs=probe_epochs, seed=seed)
     results.update(knn_classify(train_feats, train_labels, test_feats, test_labels, ks=ks))
     results["knn_top1"] = results[f"knn_top1_k{ks[0]}"]

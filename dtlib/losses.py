@@ -1,4 +1,4 @@
-"""Losses: Barlow Twins, DINO, and their sum (DINO Twins)."""
+"""Losses: Barlow Twins and DINO (DINO Twins adds them: DINO + β × Barlow Twins, in methods.py)."""
 
 from __future__ import annotations
 
@@ -20,12 +20,17 @@ def cross_correlation(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
         return z1.T @ z2 / z1.shape[0]  # (D, D)
 
 
-def barlow_twins_loss(z1: torch.Tensor, z2: torch.Tensor, lambd: float = 5e-3) -> torch.Tensor:
-    """Σᵢ (1 − Cᵢᵢ)² + λ Σᵢ≠ⱼ Cᵢⱼ², computed in float32 even under autocast."""
-    c = cross_correlation(z1, z2)
+def barlow_twins_terms(c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two terms of the loss on a cross-correlation matrix: invariance Σᵢ (1 − Cᵢᵢ)², redundancy Σᵢ≠ⱼ Cᵢⱼ²."""
     diag = torch.diagonal(c)
     on_diag = (1 - diag).pow(2).sum()
     off_diag = c.pow(2).sum() - diag.pow(2).sum()
+    return on_diag, off_diag
+
+
+def barlow_twins_loss(z1: torch.Tensor, z2: torch.Tensor, lambd: float = 5e-3) -> torch.Tensor:
+    """Σᵢ (1 − Cᵢᵢ)² + λ Σᵢ≠ⱼ Cᵢⱼ², computed in float32 even under autocast."""
+    on_diag, off_diag = barlow_twins_terms(cross_correlation(z1, z2))
     return on_diag + lambd * off_diag
 
 
@@ -83,8 +88,3 @@ class DINOLoss(nn.Module):
             dist.all_reduce(total)
             dist.all_reduce(count)
         self.center.mul_(self.center_momentum).add_(total / count, alpha=1 - self.center_momentum)
-
-
-def dino_twins_loss(dino: torch.Tensor, barlow: torch.Tensor, beta: float) -> torch.Tensor:
-    """DINO Twins: DINO loss + β × Barlow Twins loss."""
-    return dino + beta * barlow

@@ -9,11 +9,10 @@ import torch
 from torch import nn
 
 from . import diagnostics
+from .config import BT_PAIRS as BT_PAIRS  # the names live with the config; re-exported here
+from .config import METHODS as METHODS
 from .heads import DINOHead, Projector
-from .losses import DINOLoss, barlow_twins_loss, dino_twins_loss
-
-METHODS = ("barlow_twins", "dino", "dinotwins")
-BT_PAIRS = ("global", "all")
+from .losses import DINOLoss, barlow_twins_loss
 
 
 def _features_by_resolution(backbone: nn.Module, views: list[torch.Tensor]) -> torch.Tensor:
@@ -32,8 +31,6 @@ class BarlowTwins(nn.Module):
         proj_dims: projector widths.
         lambd: weight λ of the off-diagonal (redundancy-reduction) term.
     """
-
-    n_global = 2
 
     def __init__(self, backbone: nn.Module, proj_dims: tuple[int, ...] = (2048, 2048, 2048),
                  lambd: float = 5e-3):
@@ -63,6 +60,10 @@ class BarlowTwins(nn.Module):
 
     def eval_backbone(self) -> nn.Module:
         """The backbone to evaluate."""
+        return self.backbone
+
+    def bt_backbone(self) -> nn.Module:
+        """The backbone whose features feed the Barlow Twins projector."""
         return self.backbone
 
 
@@ -167,6 +168,10 @@ class DinoTwins(DINO):
         self.lambd = lambd
         self.bt_pairs = bt_pairs
 
+    def bt_backbone(self) -> nn.Module:
+        """The backbone whose features feed the Barlow Twins projector: the student's, as in `forward`."""
+        return self.student.backbone
+
     def forward(self, views: list[torch.Tensor], teacher_temp: float | None = None
                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """DINO loss + β × Barlow Twins loss; β = 0 skips the projector and equals DINO exactly."""
@@ -178,6 +183,6 @@ class DinoTwins(DINO):
             pairs = list(combinations(range(n_views), 2))
             bt = sum(barlow_twins_loss(z[i], z[j], self.lambd) for i, j in pairs) / len(pairs)
             logs["loss_bt"] = bt.detach()
-            loss = dino_twins_loss(loss, bt, self.beta)
+            loss = loss + self.beta * bt
         logs["loss"] = loss.detach()
         return loss, logs

@@ -1,17 +1,89 @@
-"""Optional Weights & Biases logging as a `fit` callback; wandb is imported only when used."""
+"""`fit` callbacks: live curves in a notebook, and optional Weights & Biases logging.
+
+The training loop never imports this module (nor matplotlib); wandb is imported only when a
+`WandbLogger` is made.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
 from .attention import cls_attention, upsample
-from .augment import CIFAR10_MEAN, CIFAR10_STD, ViewMaker, barlow_twins_views, normalize
+from .build import build_view_maker
+from .cifar import dataset_stats, normalize
 from .config import Config
 from .losses import cross_correlation
+from .plots import grid_figure, plot_history
+
+
+def _in_notebook() -> bool:
+    """True inside a Jupyter kernel, where display handles can be updated in place."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+class LiveCurves:
+    """`fit` callback that redraws curves of `keys` in the notebook as logged rows arrive.
+
+    The figure is shown once and then updated in place through an IPython display handle, at most
+    every `min_interval` seconds (rendering costs CPU time the training loop would otherwise get) and
+    once more at the end. Outside a notebook nothing is shown; `figure` and `rows` are kept either way.
+
+    Args:
+        keys: history keys to plot, one panel each.
+        hlines: {key: (value, label)} reference lines, as in `plot_history`.
+        min_interval: seconds between two redraws.
+        smooth: moving-average window.
+    """
+
+    def __init__(self, keys: Sequence[str] = ("loss",), hlines: Mapping[str, tuple[float, str]] | None = None,
+                 min_interval: float = 2.0, smooth: int = 1, ncols: int = 4):
+        self.keys = list(keys)
+        self.hlines = hlines
+        self.min_interval = min_interval
+        self.smooth = smooth
+        self.rows: list[dict[str, Any]] = []
+        self.figure, self.axes = grid_figure(len(self.keys), ncols, (3.6, 2.7))
+        self.redraws = 0
+        self._handle = None
+        self._last = -math.inf
+
+    def __call__(self, event: str, payload: dict[str, Any]) -> None:
+        """Collect rows on "log" (redrawing when due) and redraw on "end"."""
+        if event == "log":
+            self.rows.extend(payload["rows"])
+            if time.monotonic() - self._last >= self.min_interval:
+                self.redraw()
+        elif event == "end":
+            self.redraw()
+
+    def redraw(self) -> None:
+        """Draw the rows received so far and update the notebook output."""
+        for ax in self.axes:
+            ax.clear()
+        plot_history(self.rows, self.keys, ax=self.axes, smooth=self.smooth, hlines=self.hlines)
+        self.redraws += 1
+        self._last = time.monotonic()
+        if not _in_notebook():
+            return
+        from IPython.display import display
+
+        if self._handle is None:
+            self._handle = display(self.figure, display_id=True)
+        else:
+            self._handle.update(self.figure)
+
 
 
 def _to_image(values: torch.Tensor, low: float, high: float) -> np.ndarray:
@@ -24,8 +96,8 @@ class WandbLogger:
     """Logs every row (losses, lr, diagnostics); each epoch, the Barlow Twins cross-correlation matrix
     and, for a ViT, the last block's mean [CLS] attention on a few training images.
 
-    The probes run under `no_grad` in eval mode with their own generator, so logging never changes
-    the training run.
+    The probes never change the training run: they run under `no_grad` with their own generator,
+    and restore the random state and every buffer (BatchNorm statistics) they may touch.
     """
 
     def __init__(self, cfg: Config, project: str = "dinotwins", n_probe: int = 256):
@@ -34,7 +106,8 @@ class WandbLogger:
         self.wandb = wandb
         self.run = wandb.init(project=project, mode=cfg.wandb, dir=cfg.out, config=dataclasses.asdict(cfg))
         self.n_probe = n_probe
-        self.view_maker = ViewMaker(barlow_twins_views(cfg.image_size), n_global=2)
+        self.mean, self.std = dataset_stats(cfg.dataset)
+        self.view_maker = build_view_maker(cfg)  # the method's own views: the first two are the loss's pair
 
     def __call__(self, event: str, payload: dict[str, Any]) -> None:
         """fit callback."""
@@ -47,23 +120,40 @@ class WandbLogger:
             self.run.finish()
 
     @torch.no_grad()
-    def probes(self, model: torch.nn.Module, images: torch.Tensor) -> dict[str, Any]:
-        """Cross-correlation image (methods with a projector) and attention maps (ViT)."""
+    def cross_correlation(self, model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+        """The matrix C the Barlow Twins loss sees on two views of `images` (D, D).
+
+        Computed as in the method's forward: the backbone that feeds the projector (the student's in
+        DINO Twins), both views in one train-mode batch. BatchNorm running statistics and the random
+        state are put back afterwards.
+        """
+        v1, v2 = self.view_maker(images, torch.Generator(device=images.device).manual_seed(0))[:2]
+        saved = {name: buffer.clone() for name, buffer in model.named_buffers()}
         was_training = model.training
-        model.eval()
+        with torch.random.fork_rng(devices=[images.device] if images.device.type == "cuda" else []):
+            model.train()
+            feats = model.bt_backbone()(torch.cat([v1, v2]))  # (2B, D)
+            z1, z2 = model.projector(feats).chunk(2)  # (B, P) each
+        model.train(was_training)
+        for name, buffer in model.named_buffers():
+            buffer.copy_(saved[name])
+        return cross_correlation(z1, z2)
+
+    @torch.no_grad()
+    def probes(self, model: torch.nn.Module, images: torch.Tensor) -> dict[str, Any]:
+        """Cross-correlation image (methods with a projector) and attention maps (ViT, in eval mode)."""
         out: dict[str, Any] = {}
         batch = images[: self.n_probe]
-        projector = getattr(model, "projector", None)
-        backbone = model.eval_backbone()
-        if projector is not None:
-            gen = torch.Generator(device=batch.device).manual_seed(0)
-            v1, v2 = self.view_maker(batch, gen)
-            c = cross_correlation(projector(backbone(v1)), projector(backbone(v2)))
+        if hasattr(model, "projector"):
+            c = self.cross_correlation(model, batch)
             out["cross_correlation"] = self.wandb.Image(_to_image(c, -1.0, 1.0), caption="C (−1 … 1)")
+        backbone = model.eval_backbone()
         if hasattr(backbone, "get_last_attention"):
+            was_training = model.training
+            model.eval()
             sample = batch[:8]
-            attn = cls_attention(backbone, normalize(sample.float() / 255, CIFAR10_MEAN, CIFAR10_STD)).mean(1)
+            attn = cls_attention(backbone, normalize(sample, self.mean, self.std)).mean(1)
             maps = upsample(attn, sample.shape[-1])  # (8, H, W), mean over heads
             out["attention"] = [self.wandb.Image(_to_image(m / m.max(), 0.0, 1.0)) for m in maps]
-        model.train(was_training)
+            model.train(was_training)
         return out

@@ -1,4 +1,9 @@
-"""fit(): the training loop — data on the device, views per step, AMP, schedules, checkpoints."""
+"""fit(): the training loop — data on the device, views per step, AMP, schedules, checkpoints.
+
+`fit` reads top to bottom: set up (data, model, optimizer, schedules, resume), then one loop over
+steps: set the scheduled hyper-parameters, make views, take a step, log, evaluate and checkpoint at
+epoch ends, stop cleanly on Ctrl-C. `run` wraps it with the final linear probe and kNN.
+"""
 
 from __future__ import annotations
 
@@ -19,17 +24,16 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .augment import ViewMaker, barlow_twins_views, multicrop_views
-from .backbones import build_backbone
-from .checkpoint import CheckpointError, check_compatible, load_checkpoint, save_checkpoint, set_rng_state
+from .build import build_method, build_schedules, build_view_maker
+from .checkpoint import check_compatible, load_checkpoint, save_checkpoint, set_rng_state
+from .cifar import dataset_stats
 from .config import Config, validate
 from .data import Split, load_dataset, resize_split
 from .evaluate import evaluate, extract_features, knn_classify
-from .methods import DINO, BarlowTwins, DinoTwins
 from .optim import build_optimizer
-from .schedules import cosine_schedule, momentum_schedule, teacher_temp_schedule
 
 Callback = Callable[[str, dict[str, Any]], None]
+SCHEDULED = ("lr", "weight_decay", "momentum", "teacher_temp")
 
 
 class TrainingError(RuntimeError):
@@ -67,52 +71,11 @@ def amp_dtype(device: torch.device, enabled: bool = True) -> torch.dtype | None:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-def build_method(cfg: Config) -> nn.Module:
-    """The method named by the config, with its backbone and heads."""
-    kwargs: dict[str, Any] = {}
-    if cfg.backbone == "vit_tiny":
-        kwargs["img_size"] = cfg.image_size
-    backbone = build_backbone(cfg.backbone, **kwargs)
-    if cfg.method == "barlow_twins":
-        return BarlowTwins(backbone, cfg.proj_dims, cfg.lambd)
-    dino_kwargs = dict(out_dim=cfg.out_dim, hidden_dim=cfg.head_hidden_dim, bottleneck_dim=cfg.bottleneck_dim,
-                       head_layers=cfg.head_layers, norm_last_layer=cfg.norm_last_layer,
-                       student_temp=cfg.student_temp, teacher_temp=cfg.teacher_temp,
-                       center_momentum=cfg.center_momentum, centering=cfg.centering)
-    if cfg.method == "dino":
-        return DINO(backbone, **dino_kwargs)
-    return DinoTwins(backbone, beta=cfg.beta, proj_dims=cfg.proj_dims, lambd=cfg.lambd, bt_pairs=cfg.bt_pairs,
-                     **dino_kwargs)
-
-
-def build_view_maker(cfg: Config) -> ViewMaker:
-    """Barlow Twins' two asymmetric views, or DINO's multi-crop for DINO and DINO Twins."""
-    if cfg.method == "barlow_twins":
-        specs = [dataclasses.replace(s, scale=cfg.global_scale) for s in barlow_twins_views(cfg.image_size)]
-        return ViewMaker(specs, n_global=2)
-    specs = multicrop_views(cfg.n_local, cfg.image_size, cfg.local_size, cfg.global_scale, cfg.local_scale)
-    return ViewMaker(specs, n_global=2)
-
-
-def build_schedules(cfg: Config, steps_per_epoch: int) -> dict[str, np.ndarray]:
-    """Per-step lr, weight decay, teacher momentum and teacher temperature (plot them before training)."""
-    total = cfg.epochs * steps_per_epoch
-    lr = cfg.lr * cfg.batch_size / 256
-    warmup = round(cfg.warmup_epochs * steps_per_epoch)
-    wd_end = cfg.weight_decay if cfg.weight_decay_end is None else cfg.weight_decay_end
-    temp_warmup = round(cfg.warmup_teacher_temp_epochs * steps_per_epoch) if cfg.teacher_temp_warmup else 0
-    return {
-        "lr": cosine_schedule(lr, lr * cfg.min_lr_ratio, total, warmup),
-        "weight_decay": cosine_schedule(cfg.weight_decay, wd_end, total),
-        "momentum": momentum_schedule(cfg.momentum_teacher, total, cfg.momentum_schedule),
-        "teacher_temp": teacher_temp_schedule(cfg.teacher_temp, total, temp_warmup, cfg.warmup_teacher_temp),
-    }
-
-
-def epoch_permutation(seed: int, epoch: int, n: int, device: torch.device) -> torch.Tensor:
-    """The order of epoch `epoch`, a function of (seed, epoch) alone so a resumed run sees the same."""
-    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(n, generator=g).to(device)
+def seed_everything(seed: int) -> None:
+    """Seed torch, numpy and Python's `random`."""
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
 
 
 def prepare_data(cfg: Config, data: tuple[Split, Split] | None = None) -> tuple[Split, Split]:
@@ -138,6 +101,105 @@ def train_subset(cfg: Config, train: Split) -> tuple[torch.Tensor, torch.Tensor]
     return train.images[idx], train.labels[idx]
 
 
+def epoch_permutation(seed: int, epoch: int, n: int, device: torch.device) -> torch.Tensor:
+    """The order of epoch `epoch`, a function of (seed, epoch) alone so a resumed run sees the same."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=g).to(device)
+
+
+def set_hyperparameters(optimizer: torch.optim.Optimizer, schedules: dict[str, np.ndarray], step: int) -> None:
+    """This step's scheduled lr, and weight decay on the groups that decay."""
+    for group in optimizer.param_groups:
+        group["lr"] = float(schedules["lr"][step])
+        if group["decay"]:
+            group["weight_decay"] = float(schedules["weight_decay"][step])
+
+
+def train_step(model: nn.Module, step_fn: Callable, optimizer: torch.optim.Optimizer,
+               scaler: torch.amp.GradScaler, views: list[torch.Tensor], dtype: torch.dtype | None, *,
+               teacher_temp: float, momentum: float, clip_grad: float = 0.0, freeze_last_layer: bool = False,
+               check_finite: bool = False) -> dict[str, torch.Tensor]:
+    """Forward, backward, optimizer step and teacher EMA; returns detached logs (no host sync).
+
+    With `check_finite` (cheap on CPU) a non-finite loss returns before any weight changes.
+    """
+    device_type = views[0].device.type
+    with torch.autocast(device_type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        loss, logs = step_fn(views, teacher_temp=teacher_temp)
+    if check_finite and not torch.isfinite(loss):
+        return logs
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if clip_grad > 0:
+        scaler.unscale_(optimizer)  # clip the true gradients, not the fp16-scaled ones
+        nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+    if freeze_last_layer:
+        model.cancel_last_layer_gradients()
+    scaler.step(optimizer)
+    scaler.update()
+    model.update_teacher(momentum)
+    return logs
+
+
+class MetricsLog:
+    """Per-step logs held on the device until `flush`, which syncs once, stops on a non-finite loss,
+    appends the rows to metrics.jsonl and hands them to the callbacks ("log" event).
+
+    On resume, rows logged after the checkpoint's step are dropped from the file and the history.
+    """
+
+    def __init__(self, path: Path, start: int, steps_per_epoch: int, schedules: dict[str, np.ndarray],
+                 callbacks: Sequence[Callback], checkpoint_path: Path):
+        kept = []
+        if start and path.exists():
+            kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] < start]
+        path.write_text("".join(line + "\n" for line in kept))
+        self.history: list[dict[str, float]] = [json.loads(line) for line in kept]
+        self.path, self.steps_per_epoch, self.schedules = path, steps_per_epoch, schedules
+        self.callbacks, self.checkpoint_path = callbacks, checkpoint_path
+        self.pending: list[tuple[int, dict[str, torch.Tensor]]] = []
+        self.images_since, self.last_flush, self.images_per_s = 0, time.perf_counter(), 0.0
+
+    def add(self, step: int, logs: dict[str, torch.Tensor], n_images: int) -> None:
+        """Keep one step's logs (device tensors) for the next flush."""
+        self.pending.append((step, logs))
+        self.images_since += n_images
+
+    def flush(self) -> list[dict[str, float]]:
+        """Write the pending rows and return them; TrainingError if a loss is not finite."""
+        if not self.pending:
+            return []
+        keys = list(self.pending[0][1])
+        values = torch.stack([torch.stack([logs[k].float() for k in keys]) for _, logs in self.pending]).tolist()
+        rows = []
+        for (step, _), vals in zip(self.pending, values):
+            row = {"step": step, "epoch": step // self.steps_per_epoch, **dict(zip(keys, vals))}
+            row.update({k: float(self.schedules[k][step]) for k in SCHEDULED})
+            rows.append(row)
+        self.pending.clear()
+        for row in rows:
+            if not math.isfinite(row["loss"]):
+                saved = self.checkpoint_path if self.checkpoint_path.exists() else "not written yet"
+                raise TrainingError(
+                    f"loss became {row['loss']} at step {row['step']} (epoch {row['epoch']}): training "
+                    f"diverged. Try a lower --lr, --clip_grad 3, or --amp false; the last good checkpoint is "
+                    f"{saved} (resume with --resume)")
+        with self.path.open("a") as f:
+            f.writelines(json.dumps(r) + "\n" for r in rows)
+        self.history.extend(rows)
+        now = time.perf_counter()
+        self.images_per_s = self.images_since / max(now - self.last_flush, 1e-9)
+        self.images_since, self.last_flush = 0, now
+        emit(self.callbacks, "log", {"rows": rows, "images_per_s": self.images_per_s})
+        return rows
+
+
+def emit(callbacks: Sequence[Callback], event: str, payload: dict[str, Any]) -> None:
+    """Call every callback with (event, payload)."""
+    for cb in callbacks:
+        cb(event, payload)
+
+
 class _StopFlag:
     """First Ctrl-C asks the loop to stop at the end of the step; a second one interrupts at once."""
 
@@ -161,32 +223,6 @@ class _StopFlag:
             signal.signal(signal.SIGINT, self._previous)
 
 
-def train_step(model: nn.Module, step_fn: Callable, optimizer: torch.optim.Optimizer,
-               scaler: torch.amp.GradScaler, views: list[torch.Tensor], dtype: torch.dtype | None, *,
-               teacher_temp: float, momentum: float, clip_grad: float = 0.0, freeze_last_layer: bool = False,
-               check_finite: bool = False) -> dict[str, torch.Tensor]:
-    """Forward, backward, optimizer step and teacher EMA; returns detached logs (no host sync).
-
-    With `check_finite` (cheap on CPU) a non-finite loss returns before any weight changes.
-    """
-    device_type = views[0].device.type
-    with torch.autocast(device_type, dtype=dtype or torch.float32, enabled=dtype is not None):
-        loss, logs = step_fn(views, teacher_temp=teacher_temp)
-    if check_finite and not torch.isfinite(loss):
-        return logs
-    optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
-    if clip_grad > 0:
-        scaler.unscale_(optimizer)
-        nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
-    if freeze_last_layer:
-        model.cancel_last_layer_gradients()
-    scaler.step(optimizer)
-    scaler.update()
-    model.update_teacher(momentum)
-    return logs
-
-
 def fit(cfg: Config, data: tuple[Split, Split] | None = None, callbacks: Sequence[Callback] = (),
         resume: bool = False) -> FitResult:
     """Train `cfg.method`; returns the model and history. Ctrl-C saves a checkpoint and returns.
@@ -194,10 +230,9 @@ def fit(cfg: Config, data: tuple[Split, Split] | None = None, callbacks: Sequenc
     Callbacks receive ("log", {"rows": [...]}) at every log flush, ("epoch", {...}) after each
     epoch and ("end", {...}) once; the test split is only used for the optional kNN report.
     """
+    # --- set up: data, model, optimizer, schedules
     validate(cfg)
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    random.seed(cfg.seed)
+    seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     train, test = prepare_data(cfg, data)
     images, labels = train_subset(cfg, train)
@@ -213,19 +248,18 @@ def fit(cfg: Config, data: tuple[Split, Split] | None = None, callbacks: Sequenc
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay)
     dtype = amp_dtype(device, cfg.amp)
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)  # bf16 and fp32 need no scaling
     schedules = build_schedules(cfg, steps_per_epoch)
-    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)  # the augmentations' own random stream
     view_maker = build_view_maker(cfg)
+    step_fn = torch.compile(model) if cfg.compile else model
+    mean, std = dataset_stats(cfg.dataset)
 
+    # --- resume from the checkpoint, or keep an earlier run's checkpoint aside
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    ckpt_path, log_path = out / "checkpoint.pt", out / "metrics.jsonl"
+    ckpt_path = out / "checkpoint.pt"
     start = 0
-    if not resume and ckpt_path.exists():  # a fresh run never destroys an earlier one's checkpoint
-        backup = ckpt_path.with_name("checkpoint.prev.pt")
-        os.replace(ckpt_path, backup)
-        print(f"{ckpt_path} already existed: moved to {backup} (use --resume to continue a run instead)")
     if resume and ckpt_path.exists():
         payload = load_checkpoint(ckpt_path, map_location=device)
         check_compatible(payload, cfg, ckpt_path)
@@ -234,54 +268,15 @@ def fit(cfg: Config, data: tuple[Split, Split] | None = None, callbacks: Sequenc
         scaler.load_state_dict(payload["scaler"])
         set_rng_state(payload["rng"], generator)
         start = payload["step"]
-    kept = []
-    if start and log_path.exists():  # drop rows logged after the checkpoint we resume from
-        kept = [line for line in log_path.read_text().splitlines() if json.loads(line)["step"] < start]
-    log_path.write_text("".join(line + "\n" for line in kept))
-    history = [json.loads(line) for line in kept]
+    elif ckpt_path.exists():  # a fresh run never destroys an earlier one's checkpoint
+        backup = ckpt_path.with_name("checkpoint.prev.pt")
+        os.replace(ckpt_path, backup)
+        print(f"{ckpt_path} already existed: moved to {backup} (use --resume to continue a run instead)")
+    log = MetricsLog(out / "metrics.jsonl", start, steps_per_epoch, schedules, callbacks, ckpt_path)
 
-    step_fn = torch.compile(model) if cfg.compile else model
-    pending: list[tuple[int, dict[str, torch.Tensor]]] = []
-    t0, seen_since, last_flush = time.perf_counter(), 0, time.perf_counter()
-
-    def emit(event: str, payload: dict[str, Any]) -> None:
-        for cb in callbacks:
-            cb(event, payload)
-
-    def flush() -> None:
-        nonlocal seen_since, last_flush
-        if not pending:
-            return
-        steps = [s for s, _ in pending]
-        keys = pending[0][1].keys()
-        values = torch.stack([torch.stack([logs[k].float() for k in keys]) for _, logs in pending]).tolist()
-        rows = []
-        for s, vals in zip(steps, values):
-            row = {"step": s, "epoch": s // steps_per_epoch, **dict(zip(keys, vals))}
-            row.update({k: float(schedules[k][s]) for k in ("lr", "weight_decay", "momentum", "teacher_temp")})
-            rows.append(row)
-        for row in rows:
-            if not math.isfinite(row["loss"]):
-                raise TrainingError(
-                    f"loss became {row['loss']} at step {row['step']} (epoch {row['epoch']}): training "
-                    f"diverged. Try a lower --lr, --clip_grad 3, or --amp false; the last good checkpoint is "
-                    f"{ckpt_path if ckpt_path.exists() else 'not written yet'} (resume with --resume)")
-        with log_path.open("a") as f:
-            f.writelines(json.dumps(r) + "\n" for r in rows)
-        history.extend(rows)
-        now = time.perf_counter()
-        speed = seen_since / max(now - last_flush, 1e-9)
-        seen_since, last_flush = 0, now
-        pbar.set_postfix(loss=f"{rows[-1]['loss']:.3f}", lr=f"{rows[-1]['lr']:.2e}", img_s=f"{speed:.0f}")
-        pending.clear()
-        emit("log", {"rows": rows, "images_per_s": speed})
-
-    def checkpoint(step: int) -> None:
-        flush()
-        save_checkpoint(ckpt_path, model=model, optimizer=optimizer, scaler=scaler, step=step, config=cfg,
-                        generator=generator)
-
+    # --- the loop
     model.train()
+    t0 = time.perf_counter()
     interrupted, done = False, start
     perm = epoch_permutation(cfg.seed, start // steps_per_epoch, n, device)
     pbar = tqdm(total=total_steps, initial=start, desc=f"{cfg.method} {cfg.backbone}", unit="step")
@@ -291,10 +286,7 @@ def fit(cfg: Config, data: tuple[Split, Split] | None = None, callbacks: Sequenc
             if it == 0:
                 perm = epoch_permutation(cfg.seed, epoch, n, device)
             batch = images[perm[it * cfg.batch_size:(it + 1) * cfg.batch_size]]  # (B, 3, H, W) uint8
-            for group in optimizer.param_groups:
-                group["lr"] = float(schedules["lr"][step])
-                if group["decay"]:
-                    group["weight_decay"] = float(schedules["weight_decay"][step])
+            set_hyperparameters(optimizer, schedules, step)
             views = view_maker(batch, generator)
             if cfg.channels_last:
                 views = [v.contiguous(memory_format=torch.channels_last) for v in views]
@@ -303,42 +295,51 @@ def fit(cfg: Config, data: tuple[Split, Split] | None = None, callbacks: Sequenc
                               momentum=float(schedules["momentum"][step]), clip_grad=cfg.clip_grad,
                               freeze_last_layer=epoch < cfg.freeze_last_layer,
                               check_finite=device.type == "cpu")
-            pending.append((step, logs))
-            if device.type == "cpu" and not torch.isfinite(logs["loss"]):  # caught before the update
-                flush()
-            seen_since += len(batch)
+            log.add(step, logs, len(batch))
             pbar.update(1)
             done = step + 1
-            if done % cfg.log_every == 0 or done == total_steps:
-                flush()
-            if done % steps_per_epoch == 0:
+            epoch_end = done % steps_per_epoch == 0
+            save = epoch_end and ((epoch + 1) % cfg.save_every == 0 or done == total_steps)
+            # On CPU a non-finite loss was caught before the update: flush now to stop with the message.
+            bad_loss = device.type == "cpu" and not torch.isfinite(logs["loss"])
+            if bad_loss or save or done % cfg.log_every == 0 or done == total_steps:
+                show_progress(pbar, log.flush(), log.images_per_s)
+
+            if epoch_end:
                 info: dict[str, Any] = {"epoch": epoch, "step": done, "model": model, "images": images}
                 if cfg.knn_every and (epoch + 1) % cfg.knn_every == 0:
-                    info.update(knn_report(model, images, labels, test,
-                                           cfg.eval_batch_size))
+                    info.update(knn_report(model, images, labels, test, cfg.eval_batch_size, mean, std))
                     pbar.write(f"epoch {epoch + 1}: kNN top-1 (test, report only) {info['knn_top1_k20']:.2f} %")
-                if (epoch + 1) % cfg.save_every == 0 or done == total_steps:
-                    checkpoint(done)
-                emit("epoch", info)
+                if save:
+                    save_checkpoint(ckpt_path, model=model, optimizer=optimizer, scaler=scaler, step=done,
+                                    config=cfg, generator=generator)
+                emit(callbacks, "epoch", info)
+
             if stop.requested and done < total_steps:
-                checkpoint(done)
-                pbar.write(f"interrupted: checkpoint saved at step {done} in {ckpt_path}; "
-                           "continue with --resume")
+                show_progress(pbar, log.flush(), log.images_per_s)
+                save_checkpoint(ckpt_path, model=model, optimizer=optimizer, scaler=scaler, step=done,
+                                config=cfg, generator=generator)
+                pbar.write(f"interrupted: checkpoint saved at step {done} in {ckpt_path}; continue with --resume")
                 interrupted = True
                 break
-    flush()
     pbar.close()
     seconds = time.perf_counter() - t0
-    emit("end", {"step": done, "seconds": seconds})
-    return FitResult(model, history, cfg, out, done, interrupted, seconds)
+    emit(callbacks, "end", {"step": done, "seconds": seconds})
+    return FitResult(model, log.history, cfg, out, done, interrupted, seconds)
 
 
-def knn_report(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, test: Split,
-               batch_size: int) -> dict[str, float]:
+def show_progress(pbar: tqdm, rows: list[dict[str, float]], images_per_s: float) -> None:
+    """Latest loss, lr and training speed on the progress bar."""
+    if rows:
+        pbar.set_postfix(loss=f"{rows[-1]['loss']:.3f}", lr=f"{rows[-1]['lr']:.2e}", img_s=f"{images_per_s:.0f}")
+
+
+def knn_report(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, test: Split, batch_size: int,
+               mean: Sequence[float], std: Sequence[float]) -> dict[str, float]:
     """Online kNN accuracy of the evaluated backbone; reported, never used to steer training."""
     backbone = model.eval_backbone()
-    train_f = extract_features(backbone, images, batch_size)
-    test_f = extract_features(backbone, test.images, batch_size)
+    train_f = extract_features(backbone, images, batch_size, mean, std)
+    test_f = extract_features(backbone, test.images, batch_size, mean, std)
     device = train_f.device
     return knn_classify(train_f, labels.to(device), test_f, test.labels.to(device), ks=(20,))
 
@@ -352,9 +353,10 @@ def evaluate_config(cfg: Config, model: nn.Module, data: tuple[Split, Split]) ->
         idx = torch.randperm(len(labels), generator=torch.Generator().manual_seed(12345))[: cfg.eval_subset]
         images, labels = images[idx], labels[idx]
     device = resolve_device(cfg.device)
+    mean, std = dataset_stats(cfg.dataset)
     metrics = evaluate(model.eval_backbone(), images.to(device), labels.to(device), test.images.to(device),
                        test.labels.to(device), batch_size=cfg.eval_batch_size, probe_epochs=cfg.probe_epochs,
-                       seed=cfg.seed)
+                       seed=cfg.seed, mean=mean, std=std)
     metrics["probe_train_images"] = len(labels)
     return metrics
 
@@ -379,19 +381,3 @@ def run(cfg: Config, data: tuple[Split, Split] | None = None, resume: bool = Fal
     metrics["config"] = dataclasses.asdict(cfg)
     (result.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
-
-
-def load_trained(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, Config]:
-    """Rebuild the method saved in a checkpoint (its own config) and load its weights."""
-    payload = load_checkpoint(path, map_location)
-    names = {f.name for f in dataclasses.fields(Config)}
-    saved = {k: tuple(v) if isinstance(v, list) else v for k, v in payload["config"].items() if k in names}
-    cfg = Config(**saved)
-    model = build_method(cfg)
-    try:
-        model.load_state_dict(payload["model"])
-    except RuntimeError as err:
-        first = str(err).splitlines()[0]
-        raise CheckpointError(f"{path} does not match a {cfg.method}/{cfg.backbone} model ({first}); "
-                              "was it written by another dtlib version?") from None
-    return model.to(map_location).eval(), cfg

@@ -13,15 +13,13 @@ import ipywidgets as W
 import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from PIL import Image
 from torch import Tensor, nn
 
-from dtlib.attention import attention_mask, cls_attention_layers, crop_resize, normalize
-
-# Mask mode darkens what lies outside the mask and leaves the kept patches see-through.
-MASK_CMAP = ListedColormap([(0.0, 0.0, 0.0, 1.0), (0.0, 0.0, 0.0, 0.0)], name="outside_mask")
+from dtlib.attention import attention_mask, cls_attention_layers, crop_resize
+from dtlib.cifar import normalize
+from dtlib.plots import MASK_CMAP
 
 
 class AttentionViewer:
