@@ -71,7 +71,8 @@ def test_eval_probes_at_native_size_and_keeps_the_training_record(tmp_path, monk
                  "--data_size", "8", "--image_size", "8", "--local_size", "4"]) == 0
     trained = json.loads((out / "metrics.json").read_text())
     assert trained["config"]["data_size"] == 8 and trained["config"]["eval_size"] == 0
-    from dtlib.train import eval_data, load_trained
+    from dtlib.checkpoint import load_trained
+    from dtlib.train import eval_data
     model, cfg = load_trained(out / "checkpoint.pt")
     train, test = eval_data(cfg)
     assert train.images.shape[-1] == test.images.shape[-1] == 16  # native, not the 8-px training size

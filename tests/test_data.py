@@ -17,7 +17,7 @@ import torchvision
 from PIL import Image
 
 import dtlib.data as data
-from dtlib.data import DataError, Split, count_duplicates, load_dataset, load_split
+from dtlib.data import DataError, load_dataset, load_split
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -281,24 +281,6 @@ def test_existing_folder_without_cifar_and_no_download(tmp_path: Path) -> None:
         load_split("cifar100", "test", tmp_path, download=False)
 
 
-# Duplicates ----------------------------------------------------------------------------------------------
-
-
-def test_count_duplicates_is_exact() -> None:
-    generator = torch.Generator().manual_seed(0)
-    train_images = torch.randint(0, 256, (20, 3, 4, 4), dtype=torch.uint8, generator=generator)
-    near_copy = train_images[4].clone()
-    near_copy[0, 0, 0] ^= 1  # one bit off: not a duplicate
-    fresh = torch.randint(0, 256, (2, 3, 4, 4), dtype=torch.uint8, generator=generator)
-    test_images = torch.stack([train_images[3], fresh[0], train_images[17], train_images[3], near_copy, fresh[1]])
-    train = Split(train_images, torch.zeros(20, dtype=torch.int64), ["x"])
-    test = Split(test_images, torch.zeros(6, dtype=torch.int64), ["x"])
-    assert count_duplicates(train, test) == 3  # each duplicated test image counts, repeats included
-    assert count_duplicates(train, train) == 20
-    other_size = Split(torch.zeros(2, 3, 8, 8, dtype=torch.uint8), torch.zeros(2, dtype=torch.int64), ["x"])
-    assert count_duplicates(train, other_size) == 0
-
-
 # The real CIFAR-10 copy (default cache, so re-runs take seconds) -----------------------------------------
 
 
@@ -310,5 +292,3 @@ def test_shared_cifar10_copy(shared_cifar_dir: Path) -> None:
         assert split.classes == CIFAR10_CLASSES
         assert split.labels.bincount(minlength=10).tolist() == [per_class] * 10
     assert 0 < train.images.float().mean() < 255  # decoded pixels, not an all-zero buffer
-    duplicates = count_duplicates(train, test)
-    assert isinstance(duplicates, int) and 0 <= duplicates <= 10_000

@@ -8,16 +8,12 @@ import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
-from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 from dtlib import plots
 from dtlib.attention import attention_mask
 from dtlib.augment import CIFAR10_MEAN, CIFAR10_STD, normalize
 from dtlib.config import make_config
-from dtlib.data import Split
 from dtlib.plots import (
-    LiveCurves,
-    draw_architecture,
     markdown_table,
     plot_attention,
     plot_barlow_terms,
@@ -27,7 +23,7 @@ from dtlib.plots import (
     plot_schedules,
     show_views,
 )
-from dtlib.train import build_schedules, fit
+from dtlib.train import build_schedules
 
 
 def texts(fig: Figure) -> str:
@@ -38,49 +34,6 @@ def texts(fig: Figure) -> str:
 def rows(n: int, **keys: float) -> list[dict]:
     """n history rows: step i has value base + i for each key."""
     return [{"step": i, "epoch": 0, **{k: v + i for k, v in keys.items()}} for i in range(n)]
-
-
-# --------------------------------------------------------------------------------------- diagrams
-
-
-@pytest.mark.parametrize(("method", "boxes", "expected"), [
-    ("barlow_twins", 10, ["shared\nweights", r"\mathcal{L}_{BT}", r"\lambda"]),
-    ("dino", 11, ["EMA", "stop-grad", "centering", "sharpening", r"\tau_t", r"\mathcal{L}_{DINO}"]),
-    ("dinotwins", 15, ["EMA", "stop-grad", "BT projector", r"\mathcal{L}_{BT}", r"\beta\,\mathcal{L}_{BT}", "× β"]),
-])
-def test_architecture_diagrams_draw_every_part(method, boxes, expected):
-    fig = draw_architecture(method)
-    assert isinstance(fig, Figure) and len(fig.axes) == 1
-    ax = fig.axes[0]
-    # Text boxes are filled FancyBboxPatches; the frames around the C icon and the student/teacher groups are not.
-    filled = [p for p in ax.patches if isinstance(p, FancyBboxPatch) and p.get_fill()]
-    assert len(filled) == boxes
-    arrows = [p for p in ax.patches if isinstance(p, FancyArrowPatch)]
-    assert len(arrows) >= boxes - 1  # a connected diagram
-    drawn = texts(fig)
-    for part in expected:
-        assert part in drawn, part
-    assert not ax.axison
-    # Everything lies inside the visible area.
-    x0, x1 = ax.get_xlim()
-    y0, y1 = ax.get_ylim()
-    for p in filled:
-        assert x0 <= p.get_x() and p.get_x() + p.get_width() <= x1
-        assert y0 <= p.get_y() and p.get_y() + p.get_height() <= y1
-
-
-def test_dino_diagram_has_ema_and_cross_correlation_only_in_twins():
-    dino, twins = draw_architecture("dino").axes[0], draw_architecture("dinotwins").axes[0]
-    assert len(dino.images) == 0 and len(twins.images) == 1  # the C heatmap icon
-    assert len(draw_architecture("barlow_twins").axes[0].images) == 1
-
-
-def test_architecture_on_given_axes_and_unknown_method():
-    fig = Figure()
-    ax = fig.add_subplot()
-    assert draw_architecture("dino", ax=ax) is fig
-    with pytest.raises(ValueError, match="unknown method 'simclr'"):
-        draw_architecture("simclr")
 
 
 # ----------------------------------------------------------------------------------------- images
@@ -193,54 +146,6 @@ def test_schedules_in_epochs():
         np.testing.assert_allclose(ax.lines[0].get_ydata(), values)
         np.testing.assert_allclose(ax.lines[0].get_xdata(), np.arange(30) / 10)
         assert ax.get_xlabel() == "epoch"
-
-
-def test_live_curves_headless_collects_and_throttles_redraws():
-    live = LiveCurves(["loss", "teacher_entropy"], min_interval=3600)
-    live("log", {"rows": rows(2, loss=1.0, teacher_entropy=5.0)})
-    live("log", {"rows": rows(3, loss=1.0, teacher_entropy=5.0)})
-    assert live.redraws == 1  # the second batch came within min_interval
-    live("epoch", {"epoch": 0})
-    live("end", {"step": 5})
-    assert live.redraws == 2 and len(live.rows) == 5
-    loss_ax = live.figure.axes[0]
-    assert len(loss_ax.lines) == 1  # redrawn, not stacked
-    np.testing.assert_array_equal(loss_ax.lines[0].get_ydata(), [1, 2, 1, 2, 3])
-
-
-def test_live_curves_updates_one_display_in_a_notebook(monkeypatch):
-    import IPython.display
-
-    shown = []
-
-    class Handle:
-        def update(self, obj):
-            shown.append(("update", obj))
-
-    def display(obj, display_id=False):
-        shown.append(("display", obj))
-        return Handle()
-
-    monkeypatch.setattr(plots, "_in_notebook", lambda: True)
-    monkeypatch.setattr(IPython.display, "display", display)
-    live = LiveCurves(["loss"], min_interval=0)
-    for i in range(3):
-        live("log", {"rows": [{"step": i, "loss": 1.0}]})
-    assert [kind for kind, _ in shown] == ["display", "update", "update"]
-    assert all(obj is live.figure for _, obj in shown)
-
-
-def test_live_curves_receives_every_row_of_fit(tmp_path):
-    g = torch.Generator().manual_seed(0)
-    data = tuple(Split(torch.randint(0, 256, (n, 3, 16, 16), dtype=torch.uint8, generator=g),
-                       torch.randint(0, 2, (n,), generator=g), ["a", "b"]) for n in (32, 8))
-    cfg = make_config("cpu-mini", method="dino", subset=0, epochs=1, batch_size=8, image_size=16, local_size=8,
-                      n_local=1, log_every=2, out=str(tmp_path), proj_dims=(32, 32), out_dim=64, head_hidden_dim=32,
-                      bottleneck_dim=16)
-    live = LiveCurves(["loss", "teacher_entropy"], min_interval=0)
-    result = fit(cfg, data, callbacks=[live])
-    assert live.rows == result.history and len(live.rows) == 4
-    np.testing.assert_allclose(live.figure.axes[1].lines[0].get_ydata(), [r["teacher_entropy"] for r in result.history])
 
 
 # -------------------------------------------------------------------------------------- attention

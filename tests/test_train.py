@@ -7,10 +7,11 @@ import signal
 import pytest
 import torch
 
-from dtlib.checkpoint import CheckpointError, load_checkpoint
+from dtlib.build import build_schedules
+from dtlib.checkpoint import CheckpointError, load_checkpoint, load_trained
 from dtlib.config import make_config
 from dtlib.data import Split
-from dtlib.train import TrainingError, build_schedules, fit, load_trained
+from dtlib.train import TrainingError, fit
 
 
 def tiny_data(n_train=64, n_test=32, size=16, seed=0):
