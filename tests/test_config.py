@@ -1,5 +1,7 @@
 """Presets, overrides and one clear error per impossible setting."""
 
+from dataclasses import fields
+
 import pytest
 
 from dtlib.config import PRESETS, Config, ConfigError, make_config
@@ -13,11 +15,35 @@ def test_preset_sets_backbone_and_overrides_win():
     assert set(PRESETS) >= {"cifar10-resnet18", "cifar10-resnet50", "cifar10-vit-tiny", "cpu-mini"}
 
 
-def test_every_field_can_be_overridden():
-    defaults = Config()
-    for name, value in vars(defaults).items():
-        if isinstance(value, bool):
-            assert getattr(make_config(**{name: str(not value).lower()}), name) is (not value)
+# A valid value other than the default for every field, written as on the command line.
+OVERRIDES = {
+    "method": ("barlow_twins", "barlow_twins"), "backbone": ("resnet50", "resnet50"),
+    "dataset": ("cifar100", "cifar100"), "data_dir": ("/data", "/data"), "out": ("runs/x", "runs/x"),
+    "subset": ("512", 512), "data_size": ("16", 16), "eval_size": ("24", 24), "epochs": ("7", 7),
+    "batch_size": ("64", 64), "optimizer": ("sgd", "sgd"), "lr": ("0.5", 0.5), "min_lr_ratio": ("0.1", 0.1),
+    "warmup_epochs": ("2.5", 2.5), "weight_decay": ("0.04", 0.04), "weight_decay_end": ("0.4", 0.4),
+    "clip_grad": ("3", 3.0), "image_size": ("24", 24), "global_scale": ("0.5,0.9", (0.5, 0.9)),
+    "n_local": ("4", 4), "local_size": ("12", 12), "local_scale": ("0.1,0.2", (0.1, 0.2)),
+    "proj_dims": ("64,32", (64, 32)), "lambd": ("0.01", 0.01), "out_dim": ("512", 512),
+    "head_hidden_dim": ("256", 256), "bottleneck_dim": ("64", 64), "head_layers": ("2", 2),
+    "norm_last_layer": ("false", False), "freeze_last_layer": ("3", 3), "student_temp": ("0.2", 0.2),
+    "teacher_temp": ("0.05", 0.05), "teacher_temp_warmup": ("false", False), "warmup_teacher_temp": ("0.03", 0.03),
+    "warmup_teacher_temp_epochs": ("5", 5.0), "centering": ("false", False), "center_momentum": ("0.8", 0.8),
+    "momentum_teacher": ("0.99", 0.99), "momentum_schedule": ("fixed", "fixed"), "beta": ("0.5", 0.5),
+    "bt_pairs": ("all", "all"), "seed": ("3", 3), "device": ("cpu", "cpu"), "amp": ("false", False),
+    "compile": ("true", True), "channels_last": ("false", False), "log_every": ("5", 5), "save_every": ("2", 2),
+    "knn_every": ("1", 1), "probe_epochs": ("9", 9), "eval_subset": ("1000", 1000),
+    "eval_batch_size": ("128", 128), "wandb": ("offline", "offline"),
+}
+
+
+@pytest.mark.parametrize("name", [f.name for f in fields(Config)])
+def test_every_field_can_be_overridden_from_a_string(name):
+    assert name in OVERRIDES, f"add a non-default value for the new field {name!r} to OVERRIDES"
+    text, expected = OVERRIDES[name]
+    assert getattr(Config(), name) != expected  # the override must change something
+    cfg = make_config(**{name: text})
+    assert getattr(cfg, name) == expected and type(getattr(cfg, name)) is type(expected)
 
 
 @pytest.mark.parametrize("overrides, message", [
