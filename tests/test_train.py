@@ -1,4 +1,5 @@
-"""The training loop: exact resume, Ctrl-C, no test-set leak, non-finite stop, checkpoint errors."""
+"""The training loop: exact resume, Ctrl-C, no test-set leak, non-finite stop, checkpoint errors, and how fit
+wires the config (subsets, dataset statistics, crop scales, frozen prototypes, the fp16 grad scaler)."""
 
 import json
 import os
@@ -7,11 +8,12 @@ import signal
 import pytest
 import torch
 
-from dtlib.build import build_schedules
+from dtlib.build import build_method, build_schedules, build_view_maker
 from dtlib.checkpoint import CheckpointError, load_checkpoint, load_trained
+from dtlib.cifar import CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD
 from dtlib.config import make_config
 from dtlib.data import Split
-from dtlib.train import TrainingError, fit
+from dtlib.train import TrainingError, evaluate_config, fit, train_step, train_subset
 
 
 def tiny_data(n_train=64, n_test=32, size=16, seed=0):
@@ -125,3 +127,95 @@ def test_a_fresh_run_keeps_the_previous_checkpoint(tmp_path):
     kept = load_checkpoint(tmp_path / "checkpoint.prev.pt")
     assert kept["step"] == first.step
     assert all(torch.equal(kept["model"][k], v) for k, v in saved["model"].items())
+
+
+def test_train_subset_is_a_fixed_random_subset_with_its_labels():
+    train, _ = tiny_data(n_train=64)
+    cfg = tiny_config("unused", subset=16)
+    images, labels = train_subset(cfg, train)
+    again, _ = train_subset(cfg, train)
+    other, _ = train_subset(tiny_config("unused", subset=16, seed=1), train)
+    assert images.shape == (16, 3, 16, 16) and torch.equal(images, again) and not torch.equal(images, other)
+    assert not torch.equal(images, train.images[:16])  # random, not the first images
+    index = [next(i for i in range(64) if torch.equal(train.images[i], img)) for img in images]
+    assert torch.equal(labels, train.labels[index])  # each label still belongs to its image
+    everything, all_labels = train_subset(tiny_config("unused", subset=0), train)
+    assert everything is train.images and all_labels is train.labels
+
+
+def test_eval_subset_fits_the_probe_on_a_fixed_subset(monkeypatch):
+    import dtlib.train as train_module
+
+    seen = []
+
+    def spy(backbone, train_images, train_labels, test_images, test_labels, **kw):
+        seen.append((train_images, train_labels, test_images, kw))
+        return {"linear_top1": 0.0}
+
+    monkeypatch.setattr(train_module, "evaluate", spy)
+    train, test = tiny_data(n_train=64, n_test=32)
+    model = build_method(tiny_config("unused"))
+    metrics = evaluate_config(tiny_config("unused", eval_subset=20), model, (train, test))
+    evaluate_config(tiny_config("unused", eval_subset=20), model, (train, test))
+    assert metrics["probe_train_images"] == 20
+    (images, labels, test_images, kw), (images2, _, _, _) = seen
+    assert images.shape[0] == 20 and torch.equal(images, images2) and not torch.equal(images, train.images[:20])
+    index = [next(i for i in range(64) if torch.equal(train.images[i], img)) for img in images]
+    assert torch.equal(labels, train.labels[index])
+    assert torch.equal(test_images, test.images)  # always the whole test split
+    assert evaluate_config(tiny_config("unused", eval_subset=0), model, (train, test))["probe_train_images"] == 64
+
+
+@pytest.mark.parametrize("dataset, mean, std", [("cifar10", CIFAR10_MEAN, CIFAR10_STD),
+                                                ("cifar100", CIFAR100_MEAN, CIFAR100_STD)])
+def test_views_and_evaluation_use_the_datasets_statistics(monkeypatch, dataset, mean, std):
+    import dtlib.train as train_module
+
+    seen = {}
+    monkeypatch.setattr(train_module, "evaluate", lambda *a, **kw: seen.update(kw) or {})
+    cfg = tiny_config("unused", dataset=dataset)
+    evaluate_config(cfg, build_method(cfg), tiny_data())
+    assert (seen["mean"], seen["std"]) == (mean, std)
+    for method in ("barlow_twins", "dinotwins"):
+        maker = build_view_maker(tiny_config("unused", dataset=dataset, method=method))
+        assert (maker.mean, maker.std) == (mean, std)
+
+
+@pytest.mark.parametrize("method", ["barlow_twins", "dino"])
+def test_crop_scales_come_from_the_config(method):
+    cfg = tiny_config("unused", method=method, global_scale="0.55,0.95", local_scale="0.1,0.25", n_local=2)
+    specs = build_view_maker(cfg).specs
+    assert [s.scale for s in specs[:2]] == [(0.55, 0.95)] * 2
+    assert [s.scale for s in specs[2:]] == ([] if method == "barlow_twins" else [(0.1, 0.25)] * 2)
+
+
+def test_fit_freezes_the_prototypes_for_freeze_last_layer_epochs(tmp_path):
+    prototypes = []
+
+    def record(event, payload):
+        if event == "epoch":
+            prototypes.append([p.detach().clone() for p in payload["model"].student.head.last_layer_parameters()])
+
+    cfg = tiny_config(tmp_path, epochs=3, freeze_last_layer=2, norm_last_layer="false")
+    torch.manual_seed(cfg.seed)  # fit seeds itself with cfg.seed, so this builds the model it starts from
+    initial = [p.detach().clone() for p in build_method(cfg).student.head.last_layer_parameters()]
+    fit(cfg, tiny_data(), callbacks=[record])
+    assert len(prototypes) == 3
+    for epoch in (0, 1):  # frozen: every step of the first two epochs left them as built
+        assert all(torch.equal(a, b) for a, b in zip(initial, prototypes[epoch]))
+    assert any(not torch.equal(a, b) for a, b in zip(initial, prototypes[2]))  # then they train
+
+
+def test_fp16_grad_scaler_clips_the_true_gradients():
+    cfg = tiny_config("unused", method="barlow_twins")
+    views = build_view_maker(cfg)(tiny_data()[0].images[:16], torch.Generator().manual_seed(0))
+    params = []
+    for enabled in (False, True):
+        torch.manual_seed(0)
+        model = build_method(cfg)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 12, enabled=enabled)
+        train_step(model, model, optimizer, scaler, views, None, teacher_temp=0.04, momentum=0.9, clip_grad=0.5)
+        params.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    assert scaler.get_scale() == 2.0 ** 12  # finite gradients: the step was taken, the scale kept
+    torch.testing.assert_close(params[1], params[0], rtol=1e-4, atol=1e-6)
