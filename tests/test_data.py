@@ -17,7 +17,7 @@ import torchvision
 from PIL import Image
 
 import dtlib.data as data
-from dtlib.data import DataError, load_dataset, load_split
+from dtlib.data import DataError, Split, load_dataset, load_split, resize_split
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -292,3 +292,24 @@ def test_shared_cifar10_copy(shared_cifar_dir: Path) -> None:
         assert split.classes == CIFAR10_CLASSES
         assert split.labels.bincount(minlength=10).tolist() == [per_class] * 10
     assert 0 < train.images.float().mean() < 255  # decoded pixels, not an all-zero buffer
+
+
+# Resizing ------------------------------------------------------------------------------------------------
+
+
+def test_resize_split_resizes_every_image_and_keeps_labels() -> None:
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (5, 3, 8, 8), dtype=torch.uint8, generator=generator)
+    images[0] = 77  # a flat image stays flat at any size
+    images[1, :, :, :4], images[1, :, :, 4:] = 0, 255  # left half black, right half white
+    images[2] = 0
+    images[2, :, 0, 0] = 255  # one bright pixel, which plain bilinear sampling at 1/4 never reads
+    split = Split(images, torch.arange(5), list("abcde"))
+    small = resize_split(split, 2, batch_size=2)  # several chunks
+    assert small.images.shape == (5, 3, 2, 2) and small.images.dtype == torch.uint8
+    assert torch.equal(small.labels, split.labels) and small.classes == split.classes
+    assert (small.images[0] == 77).all()
+    assert (small.images[1, :, :, 0] < 64).all() and (small.images[1, :, :, 1] > 191).all()  # dark left, light right
+    # antialiased: the bright pixel is averaged into its corner, not skipped
+    assert (small.images[2, :, 0, 0] > 0).all() and (small.images[2, :, 1, 1] == 0).all()
+    assert resize_split(split, 8) is split and resize_split(split, 0) is split

@@ -140,3 +140,12 @@ def test_dino_logs_diagnostics_without_host_sync():
     loss, logs = small_dino()(views())
     assert {"teacher_entropy", "kl", "emb_std", "loss", "loss_dino"} <= set(logs)
     assert all(isinstance(v, torch.Tensor) and v.ndim == 0 and not v.requires_grad for v in logs.values())
+
+
+@pytest.mark.parametrize("cls", [DINO, DinoTwins])
+def test_teacher_sees_only_the_global_crops(cls):
+    model = small_dino(cls)
+    seen = []
+    model.teacher.backbone.register_forward_hook(lambda module, args, out: seen.append(tuple(args[0].shape)))
+    model(views(batch=8, n_local=3))
+    assert seen == [(16, 3, 16, 16)]  # both 16-px global crops in one batch, none of the 8-px local crops
