@@ -1,9 +1,17 @@
-"""scripts/ablation.py end to end on a tiny generated folder: selected rows, skip-done, result files."""
+"""The scripts: ablation.py end to end on a tiny generated folder, the duplicate audit, the diagrams."""
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dtlib.data import Split
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,3 +43,39 @@ def test_ablation_runs_the_chosen_rows_and_writes_named_results(tiny_image_folde
 def test_ablation_refuses_a_row_that_does_not_exist(tmp_path):
     done = run_ablation("--data-dir", str(tmp_path), "--rows", "0,42", cwd=tmp_path)
     assert done.returncode != 0 and "no row 42" in done.stderr and "Traceback" not in done.stderr
+
+
+def load_script(name):
+    """Import scripts/<name>.py as a module."""
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_count_duplicates_is_exact():
+    count_duplicates = load_script("audit_duplicates").count_duplicates
+    generator = torch.Generator().manual_seed(0)
+    train_images = torch.randint(0, 256, (20, 3, 4, 4), dtype=torch.uint8, generator=generator)
+    near_copy = train_images[4].clone()
+    near_copy[0, 0, 0] ^= 1  # one bit off: not a duplicate
+    fresh = torch.randint(0, 256, (2, 3, 4, 4), dtype=torch.uint8, generator=generator)
+    test_images = torch.stack([train_images[3], fresh[0], train_images[17], train_images[3], near_copy, fresh[1]])
+    train = Split(train_images, torch.zeros(20, dtype=torch.int64), ["x"])
+    test = Split(test_images, torch.zeros(6, dtype=torch.int64), ["x"])
+    assert count_duplicates(train, test) == 3  # each duplicated test image counts, repeats included
+    assert count_duplicates(train, train) == 20
+    other_size = Split(torch.zeros(2, 3, 8, 8, dtype=torch.uint8), torch.zeros(2, dtype=torch.int64), ["x"])
+    assert count_duplicates(train, other_size) == 0
+
+
+def test_make_diagrams_writes_the_three_pngs_the_notebooks_embed(tmp_path):
+    assert load_script("make_diagrams").main(["--out", str(tmp_path), "--dpi", "40"]) == 0
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["arch_barlow_twins.png", "arch_dino.png", "arch_dinotwins.png"]
+    for name in names:
+        pixels = np.asarray(Image.open(tmp_path / name).convert("RGB"))  # (H, W, 3)
+        assert pixels.shape[1] > pixels.shape[0]  # a left-to-right diagram
+        assert (pixels < 128).any(axis=-1).mean() > 0.01  # text and arrows were drawn, not a blank canvas
+    with pytest.raises(ValueError, match="unknown method 'simclr'"):
+        load_script("make_diagrams").draw_architecture("simclr")
