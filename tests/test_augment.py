@@ -206,7 +206,6 @@ def test_recipes_follow_the_papers() -> None:
     assert len(dino) == 6 and [s.blur_p for s in dino] == [1.0, 0.1, 0.5, 0.5, 0.5, 0.5]
     assert [s.solarize_p for s in dino[:2]] == [0.0, 0.2]
     assert {s.size for s in dino[2:]} == {16} and dino[2].scale == (0.05, 0.4) and dino[0].scale == (0.4, 1.0)
-    assert ViewMaker(dino).n_global == 2
     assert blur_kernel_size(32) == 3 and blur_kernel_size(224) == 23
 
 
