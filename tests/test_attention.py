@@ -8,8 +8,6 @@ import skimage.data
 import torch
 
 from dtlib.attention import (
-    CIFAR10_MEAN,
-    CIFAR10_STD,
     attention_mask,
     cls_attention,
     cls_attention_layers,
@@ -19,6 +17,7 @@ from dtlib.attention import (
     upsample,
 )
 from dtlib.backbones import ViTBackbone, build_backbone
+from dtlib.cifar import CIFAR10_MEAN, CIFAR10_STD
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +110,7 @@ def test_crop_resize_keeps_the_centre() -> None:
 
 
 def test_normalize_uses_cifar_statistics() -> None:
-    mean_pixel = torch.tensor(CIFAR10_MEAN).mul(255).view(1, 3, 1, 1).expand(2, 3, 4, 4)
+    mean_pixel = torch.tensor(CIFAR10_MEAN).view(1, 3, 1, 1).expand(2, 3, 4, 4)  # float images are in [0, 1]
     torch.testing.assert_close(normalize(mean_pixel), torch.zeros(2, 3, 4, 4))
     white = np.full((4, 4, 3), 255, dtype=np.uint8)
     expected = [(1 - m) / s for m, s in zip(CIFAR10_MEAN, CIFAR10_STD, strict=True)]
