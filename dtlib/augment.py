@@ -9,6 +9,7 @@ checks each against torchvision.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -44,6 +45,13 @@ class ViewSpec:
 
 
 # ----------------------------------------------------------------------------------------------- ops
+
+
+@functools.lru_cache(maxsize=64)
+def _constant(values: tuple[float, ...], device: torch.device, dtype: torch.dtype) -> Tensor:
+    """A constant vector made once per (values, device, dtype): torch.tensor(list) on a GPU is a blocking
+    host-to-device copy, which would run for every view of every step."""
+    return torch.tensor(values, device=device, dtype=dtype)
 
 
 def _per_sample(v: Tensor) -> Tensor:
@@ -138,7 +146,8 @@ def adjust_hue(x: Tensor, factor: Tensor) -> Tensor:
     h6 = h6.unsqueeze(1).div_(delta.clamp(min=1e-8)).add_(6.0 * _per_sample(factor))  # (B, 1, H, W)
     # HSV -> RGB without a per-sextant select: channel n in (5, 3, 1) for (r, g, b) is
     # v - v * s * clamp(min(k, 4 - k), 0, 1) with k = (n + 6h) mod 6 (the standard closed form), v * s = delta.
-    k = h6 + torch.tensor([5.0, 3.0, 1.0], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)  # (B, 3, H, W)
+    n = torch.arange(5.0, 0.0, -2.0, device=x.device, dtype=x.dtype)  # (5, 3, 1), made on the device
+    k = h6 + n.view(1, 3, 1, 1)  # (B, 3, H, W)
     k.sub_(torch.floor(k / 6.0).mul_(6.0))  # mod 6; floor is several times faster than torch.remainder here
     ramp = torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0)
     return ramp.mul_(-delta).add_(maxc)
@@ -181,8 +190,8 @@ def solarize(x: Tensor, mask: Tensor | None = None) -> Tensor:
 
 def normalize(x: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
     """Subtract the per-channel mean and divide by the std."""
-    m = torch.tensor(mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-    s = torch.tensor(std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+    m = _constant(tuple(mean), x.device, x.dtype).view(1, -1, 1, 1)
+    s = _constant(tuple(std), x.device, x.dtype).view(1, -1, 1, 1)
     return (x - m).div_(s)
 
 
@@ -280,10 +289,13 @@ def sample_jitter(
     n: int, spec: ViewSpec, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
 ) -> tuple[Tensor, Tensor]:
     """ColorJitter factors (n, 4) and op orders (n, 4); samples skipped (prob. 1 - jitter_p) get identities."""
+    device = torch.device(device)
     ranges = [(max(0.0, 1 - v), 1 + v) for v in (spec.brightness, spec.contrast, spec.saturation)]
-    low, high = torch.tensor([*ranges, (-spec.hue, spec.hue)], device=device).T  # (4,) each
+    ranges.append((-spec.hue, spec.hue))
+    low = _constant(tuple(lo for lo, _ in ranges), device, torch.float32)  # (4,)
+    high = _constant(tuple(hi for _, hi in ranges), device, torch.float32)  # (4,)
     factors = low + (high - low) * torch.rand(n, 4, generator=generator, device=device)  # (n, 4)
-    identity = torch.tensor([1.0, 1.0, 1.0, 0.0], device=device)
+    identity = _constant((1.0, 1.0, 1.0, 0.0), device, torch.float32)
     factors = torch.where(_bernoulli(n, spec.jitter_p, generator, device)[:, None], factors, identity)
     # argsort of i.i.d. uniforms is a uniformly random permutation per row.
     order = torch.rand(n, 4, generator=generator, device=device).argsort(dim=1)  # (n, 4)

@@ -78,10 +78,12 @@ class DINOLoss(nn.Module):
         """center ← m·center + (1−m)·mean of the teacher logits over the batch and views."""
         t = torch.cat([x.float() for x in teacher_logits])  # (n_views * B, K)
         total = t.sum(0, keepdim=True)
-        count = torch.tensor(float(t.shape[0]), device=t.device)
+        # The count is known on the host (every rank holds an equal share of the batch), so no tensor
+        # is built from Python data: on a GPU that would be a blocking copy every step.
+        count = t.shape[0]
         if dist.is_available() and dist.is_initialized():
             dist.all_reduce(total)
-            dist.all_reduce(count)
+            count *= dist.get_world_size()
         self.center.mul_(self.center_momentum).add_(total / count, alpha=1 - self.center_momentum)
 
 
