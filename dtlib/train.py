@@ -61,10 +61,12 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def amp_dtype(device: torch.device, enabled: bool = True) -> torch.dtype | None:
-    """bf16 where the GPU supports it, fp16 on older GPUs, none (fp32) on CPU and MPS."""
+    """bf16 where the GPU supports it natively (compute capability >= 8.0), fp16 + GradScaler on older GPUs
+    such as a T4, none (fp32) on CPU and MPS."""
     if not enabled or device.type != "cuda":
         return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    # The default also counts emulated bf16, which a T4 runs far slower than its fp16 tensor cores.
+    return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
 
 
 def build_method(cfg: Config) -> nn.Module:

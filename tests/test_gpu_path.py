@@ -3,11 +3,18 @@ a teacher without drop path, the DINO prototype layer in float32 under autocast.
 
 from __future__ import annotations
 
+import pytest
 import torch
+import torch.nn.functional as F
+from timm.layers import DropPath
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from dtlib.augment import ViewMaker, multicrop_views
+from dtlib.backbones import build_backbone
+from dtlib.heads import DINOHead
 from dtlib.losses import DINOLoss
+from dtlib.methods import DINO
+from dtlib.train import amp_dtype
 
 # Ops that turn Python/host data into a tensor: on a GPU each is a blocking host-to-device copy.
 HOST_DATA_OPS = {torch.ops.aten.lift_fresh.default, torch.ops.aten.lift_fresh_copy.default}
@@ -43,3 +50,43 @@ def test_dino_loss_and_centre_update_make_no_tensor_from_host_data():
     with CountHostData() as counter:
         loss_fn(student, teacher, teacher_temp=0.04).backward()
     assert counter.count == 0
+
+
+@pytest.mark.parametrize("native_bf16, expected", [(True, torch.bfloat16), (False, torch.float16)])
+def test_amp_dtype_ignores_emulated_bf16(monkeypatch, native_bf16, expected):
+    # A T4 (compute capability 7.5) reports bf16 support through emulation only.
+    def is_bf16_supported(including_emulation: bool = True) -> bool:
+        return native_bf16 or including_emulation
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
+    assert amp_dtype(torch.device("cuda")) == expected
+    assert amp_dtype(torch.device("cuda"), enabled=False) is None
+    assert amp_dtype(torch.device("cpu")) is None
+
+
+def test_vit_teacher_has_no_drop_path():
+    torch.manual_seed(0)
+    backbone = build_backbone("vit_tiny", img_size=16, depth=4, drop_path_rate=0.5)
+    model = DINO(backbone, out_dim=16, hidden_dim=32, bottleneck_dim=8).train()
+    assert any(isinstance(m, DropPath) for m in model.student.modules())  # the student keeps its regulariser
+    assert not any(isinstance(m, DropPath) for m in model.teacher.modules())
+    x = torch.randn(8, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(model.teacher.backbone(x), model.teacher.backbone(x))
+    # The parameters (and so the EMA and the checkpoints) are those of the student.
+    assert model.teacher.state_dict().keys() == model.student.state_dict().keys()
+
+
+def test_dino_head_prototype_layer_and_softmax_run_in_float32_under_autocast():
+    torch.manual_seed(0)
+    head = DINOHead(16, out_dim=64, hidden_dim=32, bottleneck_dim=8)
+    x = torch.randn(4, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = head(x)
+        hidden = head.mlp(x)  # the MLP itself may run in bf16
+        probs = DINOLoss(64).teacher_probs(logits, teacher_temp=0.04)
+    assert logits.dtype == torch.float32 and probs.dtype == torch.float32
+    weight = head.weight_g * F.normalize(head.weight_v, dim=-1)
+    expected = F.normalize(hidden.float(), dim=-1) @ weight.T
+    torch.testing.assert_close(logits, expected, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(probs, F.softmax(expected / 0.04, dim=-1), rtol=1e-5, atol=1e-6)
