@@ -188,11 +188,15 @@ def solarize(x: Tensor, mask: Tensor | None = None) -> Tensor:
     return torch.minimum(x, (1.0 - x).add_(2.0 * _per_sample(~mask).to(x.dtype)))
 
 
-def normalize(x: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
-    """Subtract the per-channel mean and divide by the std."""
+def normalize(x: Tensor, mean: Sequence[float], std: Sequence[float],
+              memory_format: torch.memory_format = torch.contiguous_format) -> Tensor:
+    """Subtract the per-channel mean and divide by the std, written in `memory_format`."""
     m = _constant(tuple(mean), x.device, x.dtype).view(1, -1, 1, 1)
     s = _constant(tuple(std), x.device, x.dtype).view(1, -1, 1, 1)
-    return (x - m).div_(s)
+    # The last op writes straight into the layout the backbone wants (channels_last for convolutions):
+    # no extra copy of every view afterwards.
+    out = torch.empty_like(x, memory_format=memory_format)
+    return torch.sub(x, m, out=out).div_(s)
 
 
 def _blend_step(x: Tensor, op: Tensor, factor: Tensor) -> Tensor:
@@ -340,6 +344,7 @@ def apply_view(
     spec: ViewSpec,
     mean: Sequence[float] = CIFAR10_MEAN,
     std: Sequence[float] = CIFAR10_STD,
+    memory_format: torch.memory_format = torch.contiguous_format,
 ) -> Tensor:
     """Apply one view's parameters to float images (B, 3, H, W) in [0, 1]: normalised (B, 3, size, size)."""
     x = resized_crop(x, params.boxes, spec.size)  # (B, 3, size, size)
@@ -353,7 +358,7 @@ def apply_view(
         x = gaussian_blur(x, params.sigma, blur_kernel_size(spec.size))
     if spec.solarize_p > 0:
         x = solarize(x, params.solarize)
-    return normalize(x, mean, std)
+    return normalize(x, mean, std, memory_format)
 
 
 def _to_unit(images: Tensor) -> Tensor:
@@ -376,7 +381,10 @@ def augment(
 
 
 class ViewMaker:
-    """Makes a list of views from one batch; specs[0:n_global] are the global views."""
+    """Makes a list of views from one batch; specs[0:n_global] are the global views.
+
+    With `channels_last` the views come out in that memory format (what convolutions run fastest on).
+    """
 
     def __init__(
         self,
@@ -384,6 +392,7 @@ class ViewMaker:
         n_global: int = 2,
         mean: Sequence[float] = CIFAR10_MEAN,
         std: Sequence[float] = CIFAR10_STD,
+        channels_last: bool = False,
     ) -> None:
         if not 0 < n_global <= len(specs):
             raise ValueError(f"n_global={n_global} must be in [1, {len(specs)}]")
@@ -391,13 +400,15 @@ class ViewMaker:
         self.n_global = n_global
         self.mean = tuple(mean)
         self.std = tuple(std)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     def __call__(self, images: Tensor, generator: torch.Generator | None = None) -> list[Tensor]:
         """Views of a uint8 batch (B, 3, H, W), one per spec, in spec order."""
         x = _to_unit(images)  # (B, 3, H, W), converted once for all views
         n, _, h, w = x.shape
         return [
-            apply_view(x, sample_view_params(n, h, w, s, generator, x.device), s, self.mean, self.std)
+            apply_view(x, sample_view_params(n, h, w, s, generator, x.device), s, self.mean, self.std,
+                       self.memory_format)
             for s in self.specs
         ]
 

@@ -16,7 +16,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .config import make_config
 from .optim import build_optimizer
-from .train import amp_dtype, build_method, build_view_maker, resolve_device, train_step
+from .train import amp_dtype, build_method, build_view_maker, enable_fast_cuda_math, resolve_device, train_step
 
 # Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets, matched on the device name.
 BF16_PEAK_TFLOPS = {"H200": 989.0, "H100 SXM": 989.0, "H100 80GB HBM3": 989.0, "H100 PCIe": 756.0,
@@ -54,8 +54,6 @@ def bench_one(method: str, backbone: str, batch_size: int, steps: int, warmup: i
 
     def step() -> None:
         views = views_of(images, gen)
-        if cfg.channels_last:
-            views = [v.contiguous(memory_format=torch.channels_last) for v in views]
         train_step(model, step_fn, optimizer, scaler, views, dtype, teacher_temp=cfg.teacher_temp,
                    momentum=cfg.momentum_teacher)
 
@@ -99,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     gpu = device.type == "cuda"
+    if gpu:
+        enable_fast_cuda_math()  # as fit does
     backbones = args.backbones or ("resnet18,resnet50,vit_tiny" if gpu else "resnet_mini,resnet18")
     batch = args.batch_size or (512 if gpu else 64)
     steps = args.steps or (20 if gpu else 3)

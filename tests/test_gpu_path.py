@@ -13,8 +13,9 @@ from dtlib.augment import ViewMaker, multicrop_views
 from dtlib.backbones import build_backbone
 from dtlib.heads import DINOHead
 from dtlib.losses import DINOLoss
+from dtlib.config import make_config
 from dtlib.methods import DINO
-from dtlib.train import amp_dtype
+from dtlib.train import amp_dtype, build_view_maker, enable_fast_cuda_math
 
 # Ops that turn Python/host data into a tensor: on a GPU each is a blocking host-to-device copy.
 HOST_DATA_OPS = {torch.ops.aten.lift_fresh.default, torch.ops.aten.lift_fresh_copy.default}
@@ -90,3 +91,42 @@ def test_dino_head_prototype_layer_and_softmax_run_in_float32_under_autocast():
     expected = F.normalize(hidden.float(), dim=-1) @ weight.T
     torch.testing.assert_close(logits, expected, rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(probs, F.softmax(expected / 0.04, dim=-1), rtol=1e-5, atol=1e-6)
+
+
+class CountCopies(TorchDispatchMode):
+    """Counts whole-tensor copies (what .contiguous(memory_format=...) does) while active."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += func in {torch.ops.aten.clone.default, torch.ops.aten.copy_.default}
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("method", ["barlow_twins", "dinotwins"])
+def test_views_come_out_channels_last_without_an_extra_copy(method):
+    cfg = make_config("cpu-mini", method=method, image_size=16, local_size=8, n_local=2, channels_last=True)
+    images = torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8)
+    plain = build_view_maker(make_config("cpu-mini", method=method, image_size=16, local_size=8, n_local=2,
+                                         channels_last=False))(images, torch.Generator().manual_seed(0))
+    with CountCopies() as counter:
+        views = build_view_maker(cfg)(images, torch.Generator().manual_seed(0))
+    assert counter.count == 0
+    assert all(v.is_contiguous(memory_format=torch.channels_last) for v in views)
+    assert not plain[0].is_contiguous(memory_format=torch.channels_last)
+    for v, p in zip(views, plain, strict=True):
+        assert torch.equal(v, p)
+
+
+def test_enable_fast_cuda_math_turns_on_cudnn_benchmark_and_tf32_matmuls():
+    before = torch.backends.cudnn.benchmark, torch.get_float32_matmul_precision()
+    try:
+        torch.backends.cudnn.benchmark = False
+        torch.set_float32_matmul_precision("highest")
+        enable_fast_cuda_math()
+        assert torch.backends.cudnn.benchmark and torch.get_float32_matmul_precision() == "high"
+    finally:
+        torch.backends.cudnn.benchmark = before[0]
+        torch.set_float32_matmul_precision(before[1])
