@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+
+
+def float32_region(device: torch.device) -> contextlib.AbstractContextManager:
+    """Autocast switched off; a no-op on devices without autocast ("meta", where bench counts FLOPs)."""
+    if not torch.amp.is_autocast_available(device.type):
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, enabled=False)
 
 
 def _standardize(z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -15,7 +24,7 @@ def _standardize(z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
 
 def cross_correlation(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
     """Barlow Twins' cross-correlation matrix C = z1ᵀ z2 / N of batch-standardised embeddings (D, D)."""
-    with torch.autocast(z1.device.type, enabled=False):
+    with float32_region(z1.device):
         z1, z2 = _standardize(z1.float()), _standardize(z2.float())  # (N, D)
         return z1.T @ z2 / z1.shape[0]  # (D, D)
 

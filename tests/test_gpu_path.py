@@ -11,9 +11,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from dtlib.augment import ViewMaker, multicrop_views
 from dtlib.backbones import build_backbone
+from dtlib.config import make_config
 from dtlib.heads import DINOHead
 from dtlib.losses import DINOLoss
-from dtlib.config import make_config
 from dtlib.methods import DINO
 from dtlib.train import amp_dtype, build_view_maker, enable_fast_cuda_math
 
