@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import torch
 import torch.nn.functional as F
@@ -402,15 +402,25 @@ class ViewMaker:
         self.std = tuple(std)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
-    def __call__(self, images: Tensor, generator: torch.Generator | None = None) -> list[Tensor]:
-        """Views of a uint8 batch (B, 3, H, W), one per spec, in spec order."""
-        x = _to_unit(images)  # (B, 3, H, W), converted once for all views
-        n, _, h, w = x.shape
-        return [
-            apply_view(x, sample_view_params(n, h, w, s, generator, x.device), s, self.mean, self.std,
-                       self.memory_format)
-            for s in self.specs
-        ]
+    def __call__(self, images: Tensor, generator: torch.Generator | None = None,
+                 shard: tuple[int, int] = (0, 1)) -> list[Tensor]:
+        """Views of a uint8 batch (B, 3, H, W), one per spec, in spec order.
+
+        With ``shard=(i, k)`` only the i-th of k equal parts of the batch is transformed, but the random
+        parameters are drawn for the whole batch: k processes sharing one seed together make exactly the
+        views one process would (how each torchrun rank gets its slice).
+        """
+        i, k = shard
+        n, _, h, w = images.shape
+        part = slice(i * n // k, (i + 1) * n // k)
+        x = _to_unit(images[part] if k > 1 else images)  # (B / k, 3, H, W), converted once for all views
+        views = []
+        for s in self.specs:
+            params = sample_view_params(n, h, w, s, generator, x.device)
+            if k > 1:
+                params = ViewParams(*(getattr(params, f.name)[part] for f in fields(ViewParams)))
+            views.append(apply_view(x, params, s, self.mean, self.std, self.memory_format))
+        return views
 
 
 # ------------------------------------------------------------------------------------------- recipes

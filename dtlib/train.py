@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import distributed
 from .augment import ViewMaker, barlow_twins_views, multicrop_views
 from .backbones import build_backbone
 from .checkpoint import CheckpointError, check_compatible, load_checkpoint, save_checkpoint, set_rng_state
@@ -207,7 +208,7 @@ def fit(cfg: Config, data: tuple[Split, Split] | None = None, callbacks: Sequenc
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     random.seed(cfg.seed)
-    device = resolve_device(cfg.device)
+    device = distributed.setup(resolve_device(cfg.device))  # cuda:LOCAL_RANK under torchrun
     if device.type == "cuda":
         enable_fast_cuda_math()
     train, test = prepare_data(cfg, data)
@@ -218,10 +219,14 @@ def fit(cfg: Config, data: tuple[Split, Split] | None = None, callbacks: Sequenc
     if steps_per_epoch == 0:
         raise TrainingError(f"batch_size {cfg.batch_size} is larger than the {n} training images")
     total_steps = cfg.epochs * steps_per_epoch
+    shard = (distributed.rank(), distributed.world_size())  # each rank makes views of its slice of a batch
+    if cfg.batch_size % shard[1]:
+        raise TrainingError(f"batch_size {cfg.batch_size} must be divisible by the {shard[1]} processes")
 
     model = build_method(cfg).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    model = distributed.sync_batchnorm(model, device)
     optimizer = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay)
     dtype = amp_dtype(device, cfg.amp)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
@@ -233,7 +238,8 @@ def fit(cfg: Config, data: tuple[Split, Split] | None = None, callbacks: Sequenc
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path, log_path = out / "checkpoint.pt", out / "metrics.jsonl"
     start = 0
-    if not resume and ckpt_path.exists():  # a fresh run never destroys an earlier one's checkpoint
+    main = distributed.is_main()  # rank 0 alone writes checkpoints, logs and metrics
+    if not resume and ckpt_path.exists() and main:  # a fresh run never destroys an earlier one's checkpoint
         backup = ckpt_path.with_name("checkpoint.prev.pt")
         os.replace(ckpt_path, backup)
         print(f"{ckpt_path} already existed: moved to {backup} (use --resume to continue a run instead)")
@@ -248,15 +254,19 @@ def fit(cfg: Config, data: tuple[Split, Split] | None = None, callbacks: Sequenc
     kept = []
     if start and log_path.exists():  # drop rows logged after the checkpoint we resume from
         kept = [line for line in log_path.read_text().splitlines() if json.loads(line)["step"] < start]
-    log_path.write_text("".join(line + "\n" for line in kept))
+    if main:
+        log_path.write_text("".join(line + "\n" for line in kept))
     history = [json.loads(line) for line in kept]
 
-    step_fn = torch.compile(model) if cfg.compile else model
+    # DDP averages the student's gradients over the ranks; the teacher (no gradients) stays out of it.
+    step_fn = distributed.data_parallel(model, device, find_unused_parameters=cfg.method == "dinotwins"
+                                        and cfg.beta == 0)
+    step_fn = torch.compile(step_fn) if cfg.compile else step_fn
     pending: list[tuple[int, dict[str, torch.Tensor]]] = []
     t0, seen_since, last_flush = time.perf_counter(), 0, time.perf_counter()
 
     def emit(event: str, payload: dict[str, Any]) -> None:
-        for cb in callbacks:
+        for cb in callbacks if main else ():
             cb(event, payload)
 
     def flush() -> None:
@@ -277,8 +287,9 @@ def fit(cfg: Config, data: tuple[Split, Split] | None = None, callbacks: Sequenc
                     f"loss became {row['loss']} at step {row['step']} (epoch {row['epoch']}): training "
                     f"diverged. Try a lower --lr, --clip_grad 3, or --amp false; the last good checkpoint is "
                     f"{ckpt_path if ckpt_path.exists() else 'not written yet'} (resume with --resume)")
-        with log_path.open("a") as f:
-            f.writelines(json.dumps(r) + "\n" for r in rows)
+        if main:
+            with log_path.open("a") as f:
+                f.writelines(json.dumps(r) + "\n" for r in rows)
         history.extend(rows)
         now = time.perf_counter()
         speed = seen_since / max(now - last_flush, 1e-9)
@@ -289,13 +300,15 @@ def fit(cfg: Config, data: tuple[Split, Split] | None = None, callbacks: Sequenc
 
     def checkpoint(step: int) -> None:
         flush()
-        save_checkpoint(ckpt_path, model=model, optimizer=optimizer, scaler=scaler, step=step, config=cfg,
-                        generator=generator)
+        if main:
+            save_checkpoint(ckpt_path, model=model, optimizer=optimizer, scaler=scaler, step=step, config=cfg,
+                            generator=generator)
 
     model.train()
     interrupted, done = False, start
     perm = epoch_permutation(cfg.seed, start // steps_per_epoch, n, device)
-    pbar = tqdm(total=total_steps, initial=start, desc=f"{cfg.method} {cfg.backbone}", unit="step")
+    pbar = tqdm(total=total_steps, initial=start, desc=f"{cfg.method} {cfg.backbone}", unit="step",
+                disable=not main)
     with _StopFlag() as stop:
         for step in range(start, total_steps):
             epoch, it = divmod(step, steps_per_epoch)
@@ -306,7 +319,7 @@ def fit(cfg: Config, data: tuple[Split, Split] | None = None, callbacks: Sequenc
                 group["lr"] = float(schedules["lr"][step])
                 if group["decay"]:
                     group["weight_decay"] = float(schedules["weight_decay"][step])
-            views = view_maker(batch, generator)  # channels_last already when cfg.channels_last
+            views = view_maker(batch, generator, shard)  # channels_last already when cfg.channels_last
             logs = train_step(model, step_fn, optimizer, scaler, views, dtype,
                               teacher_temp=float(schedules["teacher_temp"][step]),
                               momentum=float(schedules["momentum"][step]), clip_grad=cfg.clip_grad,
@@ -322,7 +335,7 @@ def fit(cfg: Config, data: tuple[Split, Split] | None = None, callbacks: Sequenc
                 flush()
             if done % steps_per_epoch == 0:
                 info: dict[str, Any] = {"epoch": epoch, "step": done, "model": model, "images": images}
-                if cfg.knn_every and (epoch + 1) % cfg.knn_every == 0:
+                if cfg.knn_every and (epoch + 1) % cfg.knn_every == 0 and main:
                     info.update(knn_report(model, images, labels, test,
                                            cfg.eval_batch_size))
                     pbar.write(f"epoch {epoch + 1}: kNN top-1 (test, report only) {info['knn_top1_k20']:.2f} %")
@@ -378,7 +391,7 @@ def run(cfg: Config, data: tuple[Split, Split] | None = None, resume: bool = Fal
     result = fit(cfg, raw, callbacks, resume)  # fit resizes to cfg.data_size itself
     metrics: dict[str, Any] = {"method": cfg.method, "backbone": cfg.backbone, "step": result.step,
                                "train_seconds": round(result.seconds, 1), "interrupted": result.interrupted}
-    if result.interrupted:
+    if result.interrupted or not distributed.is_main():
         return metrics
     metrics.update(evaluate_config(cfg, result.model, eval_data(cfg, raw)))
     tail = result.history[-20:]  # the last logged steps, averaged: one step is noisy
