@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from . import distributed
 from .checkpoint import CheckpointError
 from .config import BACKBONES, METHODS, ConfigError, make_config
 from .data import DataError
@@ -22,6 +23,7 @@ EPILOG = """examples:
   python -m dtlib train --preset cifar10-resnet18 --beta 0.01 --centering false
   python -m dtlib eval --checkpoint runs/latest/checkpoint.pt
   python -m dtlib bench
+  torchrun --nproc_per_node=2 -m dtlib train --preset cifar10-resnet18   # 2 GPUs, each half of every batch
 any config field can be set with --name value (see dtlib/config.py)."""
 
 
@@ -68,16 +70,22 @@ def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
     if cfg.data_dir is not None and not Path(cfg.data_dir).exists():
         raise DataError(f"data folder {cfg.data_dir} does not exist: pass --data-dir with an existing folder "
                         "(an ImageFolder root with train/ and test/, or a torchvision CIFAR folder)")
-    print(f"training {cfg.method} / {cfg.backbone} for {cfg.epochs} epochs on {resolve_device(cfg.device)}, "
-          f"writing to {cfg.out}")
+    if distributed.is_main():
+        print(f"training {cfg.method} / {cfg.backbone} for {cfg.epochs} epochs on {resolve_device(cfg.device)}, "
+              f"writing to {cfg.out}")
     callbacks = []
-    if cfg.wandb != "disabled":
+    if cfg.wandb != "disabled" and distributed.is_main():  # fit calls callbacks on rank 0 alone
         from .tracking import WandbLogger
 
         callbacks.append(WandbLogger(cfg))
-    metrics = run(cfg, resume=args.resume, callbacks=callbacks)
+    try:
+        metrics = run(cfg, resume=args.resume, callbacks=callbacks)
+    finally:
+        distributed.cleanup()  # torchrun: leave the process group
     if metrics["interrupted"]:
         return 130
+    if not distributed.is_main():  # under torchrun rank 0 alone evaluates, prints and writes the metrics
+        return 0
     _print_metrics(metrics)
     print(f"metrics written to {Path(cfg.out) / 'metrics.json'}")
     return 0

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .cifar import CIFAR10_MEAN, CIFAR10_STD, normalize
+from .cifar import CIFAR10_MEAN, CIFAR10_STD, cached_constant, normalize
 
 # ITU-R 601-2 luma weights, as torchvision's rgb_to_grayscale.
 _LUMA = (0.2989, 0.587, 0.114)
@@ -137,7 +137,8 @@ def adjust_hue(x: Tensor, factor: Tensor) -> Tensor:
     h6 = h6.unsqueeze(1).div_(delta.clamp(min=1e-8)).add_(6.0 * _per_sample(factor))  # (B, 1, H, W)
     # HSV -> RGB without a per-sextant select: channel n in (5, 3, 1) for (r, g, b) is
     # v - v * s * clamp(min(k, 4 - k), 0, 1) with k = (n + 6h) mod 6 (the standard closed form), v * s = delta.
-    k = h6 + torch.tensor([5.0, 3.0, 1.0], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)  # (B, 3, H, W)
+    n = torch.arange(5.0, 0.0, -2.0, device=x.device, dtype=x.dtype)  # (5, 3, 1), made on the device
+    k = h6 + n.view(1, 3, 1, 1)  # (B, 3, H, W)
     k.sub_(torch.floor(k / 6.0).mul_(6.0))  # mod 6; floor is several times faster than torch.remainder here
     ramp = torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0)
     return ramp.mul_(-delta).add_(maxc)
@@ -272,10 +273,13 @@ def sample_jitter(
     n: int, spec: ViewSpec, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
 ) -> tuple[Tensor, Tensor]:
     """ColorJitter factors (n, 4) and op orders (n, 4); samples skipped (prob. 1 - jitter_p) get identities."""
+    device = torch.device(device)
     ranges = [(max(0.0, 1 - v), 1 + v) for v in (spec.brightness, spec.contrast, spec.saturation)]
-    low, high = torch.tensor([*ranges, (-spec.hue, spec.hue)], device=device).T  # (4,) each
+    ranges.append((-spec.hue, spec.hue))
+    low = cached_constant(tuple(lo for lo, _ in ranges), device, torch.float32)  # (4,)
+    high = cached_constant(tuple(hi for _, hi in ranges), device, torch.float32)  # (4,)
     factors = low + (high - low) * torch.rand(n, 4, generator=generator, device=device)  # (n, 4)
-    identity = torch.tensor([1.0, 1.0, 1.0, 0.0], device=device)
+    identity = cached_constant((1.0, 1.0, 1.0, 0.0), device, torch.float32)
     factors = torch.where(_bernoulli(n, spec.jitter_p, generator, device)[:, None], factors, identity)
     # argsort of i.i.d. uniforms is a uniformly random permutation per row.
     order = torch.rand(n, 4, generator=generator, device=device).argsort(dim=1)  # (n, 4)
@@ -320,6 +324,7 @@ def apply_view(
     spec: ViewSpec,
     mean: Sequence[float] = CIFAR10_MEAN,
     std: Sequence[float] = CIFAR10_STD,
+    memory_format: torch.memory_format = torch.contiguous_format,
 ) -> Tensor:
     """Apply one view's parameters to float images (B, 3, H, W) in [0, 1]: normalised (B, 3, size, size)."""
     x = resized_crop(x, params.boxes, spec.size)  # (B, 3, size, size)
@@ -333,7 +338,7 @@ def apply_view(
         x = gaussian_blur(x, params.sigma, blur_kernel_size(spec.size))
     if spec.solarize_p > 0:
         x = solarize(x, params.solarize)
-    return normalize(x, mean, std)
+    return normalize(x, mean, std, memory_format)
 
 
 def _to_unit(images: Tensor) -> Tensor:
@@ -356,7 +361,10 @@ def augment(
 
 
 class ViewMaker:
-    """Makes a list of views from one batch; specs[0:n_global] are the global views."""
+    """Makes a list of views from one batch; specs[0:n_global] are the global views.
+
+    With `channels_last` the views come out in that memory format (what convolutions run fastest on).
+    """
 
     def __init__(
         self,
@@ -364,6 +372,7 @@ class ViewMaker:
         n_global: int = 2,
         mean: Sequence[float] = CIFAR10_MEAN,
         std: Sequence[float] = CIFAR10_STD,
+        channels_last: bool = False,
     ) -> None:
         if not 0 < n_global <= len(specs):
             raise ValueError(f"n_global={n_global} must be in [1, {len(specs)}]")
@@ -371,15 +380,27 @@ class ViewMaker:
         self.n_global = n_global
         self.mean = tuple(mean)
         self.std = tuple(std)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
-    def __call__(self, images: Tensor, generator: torch.Generator | None = None) -> list[Tensor]:
-        """Views of a uint8 batch (B, 3, H, W), one per spec, in spec order."""
-        x = _to_unit(images)  # (B, 3, H, W), converted once for all views
-        n, _, h, w = x.shape
-        return [
-            apply_view(x, sample_view_params(n, h, w, s, generator, x.device), s, self.mean, self.std)
-            for s in self.specs
-        ]
+    def __call__(self, images: Tensor, generator: torch.Generator | None = None,
+                 shard: tuple[int, int] = (0, 1)) -> list[Tensor]:
+        """Views of a uint8 batch (B, 3, H, W), one per spec, in spec order.
+
+        With ``shard=(i, k)`` only the i-th of k equal parts of the batch is transformed, but the random
+        parameters are drawn for the whole batch: k processes sharing one seed together make exactly the
+        views one process would (how each torchrun rank gets its slice).
+        """
+        i, k = shard
+        n, _, h, w = images.shape
+        part = slice(i * n // k, (i + 1) * n // k)
+        x = _to_unit(images[part] if k > 1 else images)  # (B / k, 3, H, W), converted once for all views
+        views = []
+        for s in self.specs:
+            params = sample_view_params(n, h, w, s, generator, x.device)
+            if k > 1:
+                params = ViewParams(*(getattr(params, f.name)[part] for f in fields(ViewParams)))
+            views.append(apply_view(x, params, s, self.mean, self.std, self.memory_format))
+        return views
 
 
 # ------------------------------------------------------------------------------------------- recipes

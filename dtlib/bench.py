@@ -1,4 +1,5 @@
-"""`python -m dtlib bench`: images/s of a full training step, and on a GPU the fraction of bf16 peak.
+"""`python -m dtlib bench`: images/s of a full training step, and on a GPU the fraction of bf16 peak;
+with --preset, the counted training FLOPs of that recipe and its estimated time on common GPUs.
 
 A script that prints numbers (and writes them as JSON with --json), never a timed test.
 """
@@ -12,16 +13,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .build import build_method, build_view_maker
-from .config import make_config
+from .config import Config, make_config
 from .optim import build_optimizer
-from .train import amp_dtype, resolve_device, train_step
+from .train import amp_dtype, enable_fast_cuda_math, resolve_device, train_step
 
 # Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets, matched on the device name.
 BF16_PEAK_TFLOPS = {"H200": 989.0, "H100 SXM": 989.0, "H100 80GB HBM3": 989.0, "H100 PCIe": 756.0,
                     "H100": 756.0, "A100": 312.0, "L4": 121.0, "A10G": 70.0, "T4": 65.0}
+# The GPUs of the time estimate, with their dense tensor-core peak (TFLOP/s) in the dtype dtlib trains in
+# there (a T4 has no native bf16: fp16 + GradScaler, see train.amp_dtype).
+REFERENCE_GPUS = {"T4 (fp16)": 65.0, "A100 (bf16)": 312.0, "H100 SXM (bf16)": 989.0}
+TRAIN_SIZES = {"cifar10": 50_000, "cifar100": 50_000}
 
 
 def peak_tflops(device: torch.device) -> float | None:
@@ -35,28 +41,24 @@ def peak_tflops(device: torch.device) -> float | None:
     return None
 
 
-def bench_one(method: str, backbone: str, batch_size: int, steps: int, warmup: int, device: torch.device,
-              compile: bool = False, **overrides: Any) -> dict[str, Any]:
-    """Time `steps` training steps (after `warmup`) of one method/backbone on random uint8 images."""
-    preset = "cpu-mini" if device.type == "cpu" and backbone == "resnet_mini" else None
-    cfg = make_config(preset, method=method, backbone=backbone, batch_size=batch_size, device=str(device),
-                      compile=compile, channels_last=backbone != "vit_tiny", **overrides)
+def time_steps(cfg: Config, device: torch.device, steps: int, warmup: int,
+               side: int = 32) -> tuple[float, int]:
+    """Seconds per training step of `cfg` (mean of `steps` after `warmup`) on random uint8 images of
+    `side` px, and the counted FLOPs of one eager step."""
     torch.manual_seed(0)
     model = build_method(cfg).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    step_fn = torch.compile(model) if compile else model
+    step_fn = torch.compile(model) if cfg.compile else model
     optimizer = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay)
     dtype = amp_dtype(device, cfg.amp)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     views_of = build_view_maker(cfg)
     gen = torch.Generator(device=device).manual_seed(0)
-    images = torch.randint(0, 256, (batch_size, 3, 32, 32), dtype=torch.uint8, device=device)
+    images = torch.randint(0, 256, (cfg.batch_size, 3, side, side), dtype=torch.uint8, device=device)
 
     def step() -> None:
         views = views_of(images, gen)
-        if cfg.channels_last:
-            views = [v.contiguous(memory_format=torch.channels_last) for v in views]
         train_step(model, step_fn, optimizer, scaler, views, dtype, teacher_temp=cfg.teacher_temp,
                    momentum=cfg.momentum_teacher)
 
@@ -74,7 +76,16 @@ def bench_one(method: str, backbone: str, batch_size: int, steps: int, warmup: i
     seconds = (time.perf_counter() - start) / steps
     with FlopCounterMode(display=False) as counter:  # one eager step, forward + backward
         step()
-    flops = counter.get_total_flops()
+    return seconds, counter.get_total_flops()
+
+
+def bench_one(method: str, backbone: str, batch_size: int, steps: int, warmup: int, device: torch.device,
+              compile: bool = False, **overrides: Any) -> dict[str, Any]:
+    """Time `steps` training steps (after `warmup`) of one method/backbone on random uint8 images."""
+    preset = "cpu-mini" if device.type == "cpu" and backbone == "resnet_mini" else None
+    cfg = make_config(preset, method=method, backbone=backbone, batch_size=batch_size, device=str(device),
+                      compile=compile, channels_last=backbone != "vit_tiny", **overrides)
+    seconds, flops = time_steps(cfg, device, steps, warmup)
     result: dict[str, Any] = {"method": method, "backbone": backbone, "batch_size": batch_size,
                               "images_per_s": round(batch_size / seconds, 1), "step_ms": round(1000 * seconds, 2),
                               "gflops_per_step": round(flops / 1e9, 2),
@@ -85,10 +96,91 @@ def bench_one(method: str, backbone: str, batch_size: int, steps: int, warmup: i
     return result
 
 
+def view_shapes(cfg: Config) -> list[tuple[int, int, int, int]]:
+    """The (B, 3, size, size) shapes of one step's views: two global views, plus the local crops of DINO."""
+    shapes = [(cfg.batch_size, 3, cfg.image_size, cfg.image_size)] * 2
+    if cfg.method != "barlow_twins":
+        shapes += [(cfg.batch_size, 3, cfg.local_size, cfg.local_size)] * cfg.n_local
+    return shapes
+
+
+def count_step_flops(model: nn.Module, views: list[torch.Tensor]) -> int:
+    """FLOPs of one forward (student and teacher) + backward, as torch.utils.flop_counter counts them
+    (matmuls, convolutions, attention; elementwise ops, the optimizer and the augmentation are not counted)."""
+    with FlopCounterMode(display=False) as counter:
+        loss, _ = model(views, teacher_temp=0.04)
+        loss.backward()
+    return counter.get_total_flops()
+
+
+def preset_flops(cfg: Config) -> int:
+    """Counted FLOPs of one training step of `cfg`, on the meta device: shapes only, instant on any machine."""
+    with torch.device("meta"):
+        model = build_method(cfg).train()
+        views = [torch.empty(shape) for shape in view_shapes(cfg)]
+    return count_step_flops(model, views)
+
+
+def flops_report(cfg: Config, fraction: float, train_size: int | None = None) -> dict[str, Any]:
+    """FLOPs per step / epoch / run of `cfg` and the minutes each reference GPU needs at `fraction` of peak."""
+    n = cfg.subset or train_size or TRAIN_SIZES.get(cfg.dataset)
+    if not n:
+        raise ValueError(f"the number of training images of dataset {cfg.dataset!r} is unknown: pass --train-size N")
+    steps = n // cfg.batch_size
+    step = preset_flops(cfg)
+    run = step * steps * cfg.epochs
+    minutes = {gpu: run / (fraction * peak * 1e12) / 60 for gpu, peak in REFERENCE_GPUS.items()}
+    return {"method": cfg.method, "backbone": cfg.backbone, "batch_size": cfg.batch_size, "steps_per_epoch": steps,
+            "epochs": cfg.epochs, "flops_per_step": step, "flops_per_epoch": step * steps, "flops_per_run": run,
+            "fraction_of_peak": fraction, "peak_tflops": dict(REFERENCE_GPUS), "minutes_per_run": minutes}
+
+
+def _flops_main(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    """Print the FLOP count of `--preset` and the time estimates; time a few real steps with --measure."""
+    overrides = {"method": args.methods} if args.methods else {}
+    cfg = make_config(args.preset, **overrides)
+    r = flops_report(cfg, args.fraction, args.train_size)
+    views = " + ".join(f"{sum(1 for v in view_shapes(cfg) if v[-1] == size)} x {size} px"
+                       for size in dict.fromkeys(v[-1] for v in view_shapes(cfg)))
+    print(f"preset {args.preset}: {cfg.method} {cfg.backbone}, batch {cfg.batch_size}, views {views}, "
+          f"{r['steps_per_epoch']} steps/epoch x {cfg.epochs} epochs")
+    print(f"counted training FLOPs (forward + backward, torch.utils.flop_counter): "
+          f"{r['flops_per_step'] / 1e12:.3f} TFLOP/step, {r['flops_per_epoch'] / 1e15:.3f} PFLOP/epoch, "
+          f"{r['flops_per_run'] / 1e15:.3g} PFLOP/run")
+    print(f"estimated minutes at {100 * args.fraction:.0f} % of the dense tensor-core peak "
+          "(the uncounted elementwise work, optimizer and augmentation are what the fraction absorbs):")
+    print(f"  {'GPU':<18} {'peak TFLOP/s':>12} {'min/epoch':>10} {'min/run':>9}")
+    rows = [(gpu, peak, r["minutes_per_run"][gpu]) for gpu, peak in REFERENCE_GPUS.items()]
+    peak = peak_tflops(device)
+    if peak:
+        mine = r["flops_per_run"] / (args.fraction * peak * 1e12) / 60
+        rows.append((f"this {torch.cuda.get_device_name(device)}", peak, mine))
+        r["minutes_per_run_this_device"] = mine
+    for gpu, tflops, minutes in rows:
+        print(f"  {gpu:<18} {tflops:>12.0f} {minutes / cfg.epochs:>10.3g} {minutes:>9.3g}")
+    if args.measure:
+        cfg_d = make_config(args.preset, device=str(device), **overrides)
+        seconds, _ = time_steps(cfg_d, device, args.measure, warmup=2, side=cfg.data_size or 32)
+        achieved = r["flops_per_step"] / seconds / 1e12
+        minutes = seconds * r["steps_per_epoch"] * cfg.epochs / 60
+        r.update(measured_step_s=seconds, measured_tflops=achieved, measured_minutes_per_run=minutes)
+        frac = f", {100 * achieved / peak:.1f} % of its bf16 peak" if peak else ""
+        print(f"  measured on this device ({device.type}): {1000 * seconds:.1f} ms/step over {args.measure} steps, "
+              f"{achieved:.2f} TFLOP/s{frac} -> {minutes:.1f} min/run (training steps only)")
+    return r
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse bench options, run every method × backbone, print a table, optionally write JSON."""
     parser = argparse.ArgumentParser(prog="python -m dtlib bench")
-    parser.add_argument("--methods", default="barlow_twins,dino,dinotwins")
+    parser.add_argument("--preset", default=None, help="count the training FLOPs of this preset and estimate "
+                                                       "its time on a T4 / A100 / H100 (method: --methods)")
+    parser.add_argument("--fraction", type=float, default=0.3, help="fraction of peak the estimate assumes")
+    parser.add_argument("--measure", type=int, default=0, help="with --preset: also time this many real steps")
+    parser.add_argument("--train-size", type=int, default=None, help="with --preset: training images of an "
+                                                                     "imagefolder dataset")
+    parser.add_argument("--methods", default=None, help="default: barlow_twins,dino,dinotwins (with --preset: "
+                                                        "the preset's method)")
     parser.add_argument("--backbones", default=None, help="default: resnet18,resnet50,vit_tiny on GPU, "
                                                           "resnet_mini,resnet18 on CPU")
     parser.add_argument("--batch-size", type=int, default=None, help="default 512 on GPU, 64 on CPU")
@@ -100,6 +192,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     gpu = device.type == "cuda"
+    if gpu:
+        enable_fast_cuda_math()  # as fit does
+    if args.preset:
+        report = _flops_main(args, device)
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps({"preset": args.preset, "torch": torch.__version__, **report},
+                                            indent=2) + "\n")
+        return 0
+    methods = args.methods or "barlow_twins,dino,dinotwins"
     backbones = args.backbones or ("resnet18,resnet50,vit_tiny" if gpu else "resnet_mini,resnet18")
     batch = args.batch_size or (512 if gpu else 64)
     steps = args.steps or (20 if gpu else 3)
@@ -110,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{'of peak':>8}")
     results = []
     for backbone in backbones.split(","):
-        for method in args.methods.split(","):
+        for method in methods.split(","):
             r = bench_one(method, backbone, batch, steps, warmup, device, args.compile)
             results.append(r)
             frac = f"{100 * r['fraction_of_bf16_peak']:.1f} %" if "fraction_of_bf16_peak" in r else "n/a"

@@ -36,14 +36,15 @@ def build_method(cfg: Config) -> nn.Module:
 def build_view_maker(cfg: Config) -> ViewMaker:
     """Barlow Twins' two asymmetric views, or DINO's multi-crop for DINO and DINO Twins.
 
-    Crop scales come from the config, the normalisation from the dataset's channel statistics.
+    Crop scales come from the config, the normalisation from the dataset's channel statistics; the views
+    come out channels_last when the config asks for it.
     """
     if cfg.method == "barlow_twins":
         specs = barlow_twins_views(cfg.image_size, scale=cfg.global_scale)
     else:
         specs = multicrop_views(cfg.n_local, cfg.image_size, cfg.local_size, cfg.global_scale, cfg.local_scale)
     mean, std = dataset_stats(cfg.dataset)
-    return ViewMaker(specs, n_global=2, mean=mean, std=std)
+    return ViewMaker(specs, n_global=2, mean=mean, std=std, channels_last=cfg.channels_last)
 
 
 def build_schedules(cfg: Config, steps_per_epoch: int) -> dict[str, np.ndarray]:

@@ -64,18 +64,25 @@ def save_checkpoint(path: str | Path, *, model: torch.nn.Module, optimizer: torc
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a dtlib checkpoint safely (`weights_only=True`), with a clear error when it is not one."""
+    """Read a dtlib checkpoint safely (`weights_only=True`), with a clear error when it is not one.
+
+    Only the model weights go to `map_location`: the RNG states must stay CPU ByteTensors (torch and
+    CUDA reject them on another device), and `Optimizer.load_state_dict` moves its state to the
+    parameters' device itself.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}: train first (python -m dtlib train --out DIR) "
                               "or pass the path of an existing checkpoint.pt")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for truncated/foreign files
         raise CheckpointError(f"{path} is corrupt or not a dtlib checkpoint ({type(err).__name__}); "
                               "delete it and train again, or point to another checkpoint") from None
     if not isinstance(payload, dict) or not {"model", "config", "step"} <= payload.keys():
         raise CheckpointError(f"{path} is not a dtlib checkpoint (missing model/config/step)")
+    if torch.device(map_location).type != "cpu":
+        payload["model"] = {k: v.to(map_location) for k, v in payload["model"].items()}
     return payload
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -28,9 +29,18 @@ def dataset_stats(dataset: str) -> tuple[tuple[float, float, float], tuple[float
     return _STATS[dataset]
 
 
+@functools.lru_cache(maxsize=64)
+def cached_constant(values: tuple[float, ...], device: torch.device, dtype: torch.dtype) -> Tensor:
+    """A constant vector made once per (values, device, dtype): torch.tensor(list) on a GPU is a blocking
+    host-to-device copy, which would otherwise run for every view of every step."""
+    with torch.inference_mode(False):  # a normal tensor even if first made under inference mode
+        return torch.tensor(values, device=device, dtype=dtype)
+
+
 def normalize(images: Tensor | np.ndarray, mean: Sequence[float] = CIFAR10_MEAN,
-              std: Sequence[float] = CIFAR10_STD) -> Tensor:
-    """Images to (x − mean) / std, float (B, 3, H, W).
+              std: Sequence[float] = CIFAR10_STD,
+              memory_format: torch.memory_format = torch.contiguous_format) -> Tensor:
+    """Images to (x − mean) / std, float (B, 3, H, W), written in `memory_format`.
 
     `images` are uint8 (0…255) or float (0…1), as a (B, 3, H, W) or (3, H, W) tensor or an (H, W, 3)
     array (a photo).
@@ -40,9 +50,14 @@ def normalize(images: Tensor | np.ndarray, mean: Sequence[float] = CIFAR10_MEAN,
     if images.ndim == 3:
         images = images.unsqueeze(0)  # (1, 3, H, W)
     x = images.float() / 255.0 if images.dtype == torch.uint8 else images
-    m = torch.tensor(mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-    s = torch.tensor(std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-    return (x - m).div_(s)
+    m = cached_constant(tuple(mean), x.device, x.dtype).view(1, -1, 1, 1)
+    s = cached_constant(tuple(std), x.device, x.dtype).view(1, -1, 1, 1)
+    if x.requires_grad:  # out= below has no autograd
+        return ((x - m) / s).contiguous(memory_format=memory_format)
+    # The last op writes straight into the layout the backbone wants (channels_last for convolutions):
+    # no extra copy of every view afterwards.
+    out = torch.empty_like(x, memory_format=memory_format)
+    return torch.sub(x, m, out=out).div_(s)
 
 
 def unnormalize(x: Tensor, mean: Sequence[float] = CIFAR10_MEAN, std: Sequence[float] = CIFAR10_STD) -> Tensor:

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .losses import float32_region
+
 
 class Projector(nn.Module):
     """Barlow Twins projector: (Linear -> BatchNorm -> ReLU) x (n-1) -> Linear.
@@ -79,7 +81,12 @@ class DINOHead(nn.Module):
             p.grad = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Map features (B, in_dim) to prototype logits (B, K)."""
-        x = F.normalize(self.mlp(x), dim=-1)  # (B, bottleneck)
-        weight = self.weight_g * F.normalize(self.weight_v, dim=-1)  # (K, bottleneck)
-        return F.linear(x, weight)  # (B, K)
+        """Map features (B, in_dim) to prototype logits (B, K), float32 even under autocast."""
+        x = self.mlp(x)  # (B, bottleneck)
+        # Cosine logits divided by a 0.04 temperature: bf16's 8-bit mantissa would round them by ~0.05
+        # after sharpening, so the normalisation and the prototype layer run in float32 (the losses' softmaxes
+        # then stay in float32 too: autocast runs softmax in float32).
+        with float32_region(x.device):
+            x = F.normalize(x.float(), dim=-1)
+            weight = self.weight_g * F.normalize(self.weight_v, dim=-1)  # (K, bottleneck)
+            return F.linear(x, weight)  # (B, K)

@@ -2,22 +2,39 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from .distributed import sum_over_ranks, sum_over_ranks_, world_size
+
+
+def float32_region(device: torch.device) -> contextlib.AbstractContextManager:
+    """Autocast switched off; a no-op on devices without autocast ("meta", where bench counts FLOPs)."""
+    if not torch.amp.is_autocast_available(device.type):
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, enabled=False)
+
 
 def _standardize(z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """Per-dimension mean 0 and biased variance 1 over the batch, as a non-affine BatchNorm."""
-    return (z - z.mean(0)) / torch.sqrt(z.var(0, unbiased=False) + eps)
+    """Per-dimension mean 0 and biased variance 1 over the batch of all ranks, as a non-affine BatchNorm."""
+    n = z.shape[0] * world_size()
+    mean = sum_over_ranks(z.sum(0)) / n  # (D,)
+    var = sum_over_ranks((z - mean).pow(2).sum(0)) / n
+    return (z - mean) / torch.sqrt(var + eps)
 
 
 def cross_correlation(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
-    """Barlow Twins' cross-correlation matrix C = z1ᵀ z2 / N of batch-standardised embeddings (D, D)."""
-    with torch.autocast(z1.device.type, enabled=False):
+    """Barlow Twins' cross-correlation matrix C = z1ᵀ z2 / N of batch-standardised embeddings (D, D).
+
+    Under torchrun each rank holds a slice of the batch: the statistics and z1ᵀ z2 are summed over the
+    ranks (differentiably, so with DDP's gradient averaging the gradient equals one process's).
+    """
+    with float32_region(z1.device):
         z1, z2 = _standardize(z1.float()), _standardize(z2.float())  # (N, D)
-        return z1.T @ z2 / z1.shape[0]  # (D, D)
+        return sum_over_ranks(z1.T @ z2) / (z1.shape[0] * world_size())  # (D, D)
 
 
 def barlow_twins_terms(c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -83,8 +100,8 @@ class DINOLoss(nn.Module):
         """center ← m·center + (1−m)·mean of the teacher logits over the batch and views."""
         t = torch.cat([x.float() for x in teacher_logits])  # (n_views * B, K)
         total = t.sum(0, keepdim=True)
-        count = torch.tensor(float(t.shape[0]), device=t.device)
-        if dist.is_available() and dist.is_initialized():
-            dist.all_reduce(total)
-            dist.all_reduce(count)
+        # The count is known on the host (every rank holds an equal share of the batch), so no tensor
+        # is built from Python data: on a GPU that would be a blocking copy every step.
+        sum_over_ranks_(total)
+        count = t.shape[0] * world_size()
         self.center.mul_(self.center_momentum).add_(total / count, alpha=1 - self.center_momentum)

@@ -6,6 +6,7 @@ import copy
 from itertools import combinations, groupby
 
 import torch
+from timm.layers import DropPath
 from torch import nn
 
 from . import diagnostics
@@ -67,6 +68,17 @@ class BarlowTwins(nn.Module):
         return self.backbone
 
 
+def _without_drop_path(module: nn.Module) -> nn.Module:
+    """Replace every stochastic-depth layer by an identity (in place), as DINO builds its teacher."""
+    # The teacher gives the targets: random dropped blocks would only add noise to them.
+    for name, child in module.named_children():
+        if isinstance(child, DropPath):
+            setattr(module, name, nn.Identity())
+        else:
+            _without_drop_path(child)
+    return module
+
+
 class Student(nn.Module):
     """Backbone + DINO head; the teacher is a copy of it."""
 
@@ -96,7 +108,7 @@ class DINO(nn.Module):
         super().__init__()
         head = DINOHead(backbone.embed_dim, out_dim, hidden_dim, bottleneck_dim, head_layers, norm_last_layer)
         self.student = Student(backbone, head)
-        self.teacher = copy.deepcopy(self.student)
+        self.teacher = _without_drop_path(copy.deepcopy(self.student))
         self.teacher.requires_grad_(False)
         self.loss_fn = DINOLoss(out_dim, student_temp, center_momentum, centering)
         self.teacher_temp = teacher_temp

@@ -20,16 +20,24 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
-class LARS(torch.optim.Optimizer):
-    """SGD with momentum and layer-wise trust ratio η‖w‖/‖g + λw‖ (You et al., 2017), foreach kernels.
+# The Barlow Twins reference trains biases and norm gains at a much smaller rate than the weights
+# (lr_biases 0.0048 vs lr_weights 0.2): LARS gives the no-decay group this fraction of the lr.
+BIAS_LR_SCALE = 0.0048 / 0.2
 
-    Groups with `lars=False` get plain momentum SGD (the Barlow Twins paper excludes biases and
-    BatchNorm parameters from both the adaptation and the weight decay).
+
+class LARS(torch.optim.Optimizer):
+    """SGD with momentum and a layer-wise trust ratio (You et al., 2017), foreach kernels.
+
+    A LARS-adapted parameter steps by lr · trust · (g + λw), with trust = η‖w‖/‖g + λw‖ (the Barlow
+    Twins reference) clipped as solo-learn's `clip_lr`: trust ← min(trust / lr, 1), so no layer
+    moves faster than plain SGD at lr would; η = 0.02 is solo-learn's value for this clip.
+    Groups with `lars=False` (biases, norm gains) get plain momentum SGD at lr · `lr_scale`.
     """
 
     def __init__(self, params, lr: float = 0.1, momentum: float = 0.9, weight_decay: float = 0.0,
-                 eta: float = 0.02):
-        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta, lars=True))
+                 eta: float = 0.02, clip: bool = True):
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta, clip=clip,
+                                      lars=True, lr_scale=1.0))
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -38,6 +46,7 @@ class LARS(torch.optim.Optimizer):
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
+            lr = group["lr"] * group.get("lr_scale", 1.0)  # get: checkpoints from before the scale
             grads = [p.grad for p in params]
             if group["weight_decay"]:
                 grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
@@ -46,6 +55,8 @@ class LARS(torch.optim.Optimizer):
                 g_norm = torch.stack(torch._foreach_norm(grads))
                 trust = torch.where((p_norm > 0) & (g_norm > 0), group["eta"] * p_norm / g_norm,
                                     torch.ones_like(p_norm))
+                if group.get("clip", True) and lr > 0:
+                    trust = trust.div_(lr).clamp_(max=1.0)
                 grads = torch._foreach_mul(grads, list(trust.unbind()))
             bufs = []
             for p in params:
@@ -55,7 +66,7 @@ class LARS(torch.optim.Optimizer):
                 bufs.append(state["momentum_buffer"])
             torch._foreach_mul_(bufs, group["momentum"])
             torch._foreach_add_(bufs, grads)
-            torch._foreach_add_(params, bufs, alpha=-group["lr"])
+            torch._foreach_add_(params, bufs, alpha=-lr)
 
 
 def build_optimizer(name: str, model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
@@ -67,5 +78,6 @@ def build_optimizer(name: str, model: nn.Module, lr: float, weight_decay: float)
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=0.9, fused=on_cuda or None)
     if name == "lars":
+        groups[1]["lr_scale"] = BIAS_LR_SCALE
         return LARS(groups, lr=lr)
     raise ValueError(f"unknown optimizer {name!r}: choose adamw, sgd or lars")

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import distributed
 from .build import build_method, build_schedules, build_view_maker
 from .checkpoint import check_compatible, load_checkpoint, save_checkpoint, set_rng_state
 from .cifar import dataset_stats
@@ -65,10 +66,19 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def amp_dtype(device: torch.device, enabled: bool = True) -> torch.dtype | None:
-    """bf16 where the GPU supports it, fp16 on older GPUs, none (fp32) on CPU and MPS."""
+    """bf16 where the GPU supports it natively (compute capability >= 8.0), fp16 + GradScaler on older GPUs
+    such as a T4, none (fp32) on CPU and MPS."""
     if not enabled or device.type != "cuda":
         return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    # The default also counts emulated bf16, which a T4 runs far slower than its fp16 tensor cores.
+    return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
+
+
+def enable_fast_cuda_math() -> None:
+    """cuDNN autotuning (the view shapes never change) and TF32 matmuls for the float32 parts."""
+    torch.backends.cudnn.benchmark = True
+    # TF32 convolutions are PyTorch's default already; matmuls are not.
+    torch.set_float32_matmul_precision("high")
 
 
 def seed_everything(seed: int) -> None:
@@ -146,17 +156,19 @@ class MetricsLog:
     appends the rows to metrics.jsonl and hands them to the callbacks ("log" event).
 
     On resume, rows logged after the checkpoint's step are dropped from the file and the history.
+    With `write=False` (the other ranks under torchrun) the file is left to rank 0.
     """
 
     def __init__(self, path: Path, start: int, steps_per_epoch: int, schedules: dict[str, np.ndarray],
-                 callbacks: Sequence[Callback], checkpoint_path: Path):
+                 callbacks: Sequence[Callback], checkpoint_path: Path, write: bool = True):
         kept = []
         if start and path.exists():
             kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] < start]
-        path.write_text("".join(line + "\n" for line in kept))
+        if write:
+            path.write_text("".join(line + "\n" for line in kept))
         self.history: list[dict[str, float]] = [json.loads(line) for line in kept]
         self.path, self.steps_per_epoch, self.schedules = path, steps_per_epoch, schedules
-        self.callbacks, self.checkpoint_path = callbacks, checkpoint_path
+        self.callbacks, self.checkpoint_path, self.write = callbacks, checkpoint_path, write
         self.pending: list[tuple[int, dict[str, torch.Tensor]]] = []
         self.images_since, self.last_flush, self.images_per_s = 0, time.perf_counter(), 0.0
 
@@ -184,8 +196,9 @@ class MetricsLog:
                     f"loss became {row['loss']} at step {row['step']} (epoch {row['epoch']}): training "
                     f"diverged. Try a lower --lr, --clip_grad 3, or --amp false; the last good checkpoint is "
                     f"{saved} (resume with --resume)")
-        with self.path.open("a") as f:
-            f.writelines(json.dumps(r) + "\n" for r in rows)
+        if self.write:
+            with self.path.open("a") as f:
+                f.writelines(json.dumps(r) + "\n" for r in rows)
         self.history.extend(rows)
         now = time.perf_counter()
         self.images_per_s = self.images_since / max(now - self.last_flush, 1e-9)
@@ -233,7 +246,11 @@ def fit(cfg: Config, data: tuple[Split, Split] | None = None, callbacks: Sequenc
     # --- set up: data, model, optimizer, schedules
     validate(cfg)
     seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
+    device = distributed.setup(resolve_device(cfg.device))  # cuda:LOCAL_RANK under torchrun
+    if device.type == "cuda":
+        enable_fast_cuda_math()
+    main = distributed.is_main()  # rank 0 alone writes checkpoints, logs and metrics, and evaluates
+    callbacks = callbacks if main else ()
     train, test = prepare_data(cfg, data)
     images, labels = train_subset(cfg, train)
     images = images.to(device)  # uint8 (N, 3, H, W), held on the device for the whole run
@@ -242,17 +259,24 @@ def fit(cfg: Config, data: tuple[Split, Split] | None = None, callbacks: Sequenc
     if steps_per_epoch == 0:
         raise TrainingError(f"batch_size {cfg.batch_size} is larger than the {n} training images")
     total_steps = cfg.epochs * steps_per_epoch
+    shard = (distributed.rank(), distributed.world_size())  # each rank makes views of its slice of a batch
+    if cfg.batch_size % shard[1]:
+        raise TrainingError(f"batch_size {cfg.batch_size} must be divisible by the {shard[1]} processes")
 
     model = build_method(cfg).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    model = distributed.sync_batchnorm(model, device)
     optimizer = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay)
     dtype = amp_dtype(device, cfg.amp)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)  # bf16 and fp32 need no scaling
     schedules = build_schedules(cfg, steps_per_epoch)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)  # the augmentations' own random stream
-    view_maker = build_view_maker(cfg)
-    step_fn = torch.compile(model) if cfg.compile else model
+    view_maker = build_view_maker(cfg)  # channels_last views when cfg.channels_last
+    # DDP averages the student's gradients over the ranks; the teacher (no gradients) stays out of it.
+    step_fn = distributed.data_parallel(model, device, find_unused_parameters=cfg.method == "dinotwins"
+                                        and cfg.beta == 0)
+    step_fn = torch.compile(step_fn) if cfg.compile else step_fn
     mean, std = dataset_stats(cfg.dataset)
 
     # --- resume from the checkpoint, or keep an earlier run's checkpoint aside
@@ -268,18 +292,19 @@ def fit(cfg: Config, data: tuple[Split, Split] | None = None, callbacks: Sequenc
         scaler.load_state_dict(payload["scaler"])
         set_rng_state(payload["rng"], generator)
         start = payload["step"]
-    elif ckpt_path.exists():  # a fresh run never destroys an earlier one's checkpoint
+    elif ckpt_path.exists() and main:  # a fresh run never destroys an earlier one's checkpoint
         backup = ckpt_path.with_name("checkpoint.prev.pt")
         os.replace(ckpt_path, backup)
         print(f"{ckpt_path} already existed: moved to {backup} (use --resume to continue a run instead)")
-    log = MetricsLog(out / "metrics.jsonl", start, steps_per_epoch, schedules, callbacks, ckpt_path)
+    log = MetricsLog(out / "metrics.jsonl", start, steps_per_epoch, schedules, callbacks, ckpt_path, write=main)
 
     # --- the loop
     model.train()
     t0 = time.perf_counter()
     interrupted, done = False, start
     perm = epoch_permutation(cfg.seed, start // steps_per_epoch, n, device)
-    pbar = tqdm(total=total_steps, initial=start, desc=f"{cfg.method} {cfg.backbone}", unit="step")
+    pbar = tqdm(total=total_steps, initial=start, desc=f"{cfg.method} {cfg.backbone}", unit="step",
+                disable=not main)
     with _StopFlag() as stop:
         for step in range(start, total_steps):
             epoch, it = divmod(step, steps_per_epoch)
@@ -287,38 +312,38 @@ def fit(cfg: Config, data: tuple[Split, Split] | None = None, callbacks: Sequenc
                 perm = epoch_permutation(cfg.seed, epoch, n, device)
             batch = images[perm[it * cfg.batch_size:(it + 1) * cfg.batch_size]]  # (B, 3, H, W) uint8
             set_hyperparameters(optimizer, schedules, step)
-            views = view_maker(batch, generator)
-            if cfg.channels_last:
-                views = [v.contiguous(memory_format=torch.channels_last) for v in views]
+            views = view_maker(batch, generator, shard)
             logs = train_step(model, step_fn, optimizer, scaler, views, dtype,
                               teacher_temp=float(schedules["teacher_temp"][step]),
                               momentum=float(schedules["momentum"][step]), clip_grad=cfg.clip_grad,
                               freeze_last_layer=epoch < cfg.freeze_last_layer,
-                              check_finite=device.type == "cpu")
+                              check_finite=device.type == "cpu" and shard[1] == 1)  # a skipped step would stall DDP
             log.add(step, logs, len(batch))
             pbar.update(1)
             done = step + 1
             epoch_end = done % steps_per_epoch == 0
             save = epoch_end and ((epoch + 1) % cfg.save_every == 0 or done == total_steps)
-            # On CPU a non-finite loss was caught before the update: flush now to stop with the message.
+            # On CPU a non-finite loss was caught (in one process, before the update): flush now to stop
+            # with the message.
             bad_loss = device.type == "cpu" and not torch.isfinite(logs["loss"])
             if bad_loss or save or done % cfg.log_every == 0 or done == total_steps:
                 show_progress(pbar, log.flush(), log.images_per_s)
 
             if epoch_end:
                 info: dict[str, Any] = {"epoch": epoch, "step": done, "model": model, "images": images}
-                if cfg.knn_every and (epoch + 1) % cfg.knn_every == 0:
+                if cfg.knn_every and (epoch + 1) % cfg.knn_every == 0 and main:
                     info.update(knn_report(model, images, labels, test, cfg.eval_batch_size, mean, std))
                     pbar.write(f"epoch {epoch + 1}: kNN top-1 (test, report only) {info['knn_top1_k20']:.2f} %")
-                if save:
+                if save and main:
                     save_checkpoint(ckpt_path, model=model, optimizer=optimizer, scaler=scaler, step=done,
                                     config=cfg, generator=generator)
                 emit(callbacks, "epoch", info)
 
             if stop.requested and done < total_steps:
                 show_progress(pbar, log.flush(), log.images_per_s)
-                save_checkpoint(ckpt_path, model=model, optimizer=optimizer, scaler=scaler, step=done,
-                                config=cfg, generator=generator)
+                if main:
+                    save_checkpoint(ckpt_path, model=model, optimizer=optimizer, scaler=scaler, step=done,
+                                    config=cfg, generator=generator)
                 pbar.write(f"interrupted: checkpoint saved at step {done} in {ckpt_path}; continue with --resume")
                 interrupted = True
                 break
@@ -371,7 +396,7 @@ def run(cfg: Config, data: tuple[Split, Split] | None = None, resume: bool = Fal
     result = fit(cfg, raw, callbacks, resume)  # fit resizes to cfg.data_size itself
     metrics: dict[str, Any] = {"method": cfg.method, "backbone": cfg.backbone, "step": result.step,
                                "train_seconds": round(result.seconds, 1), "interrupted": result.interrupted}
-    if result.interrupted:
+    if result.interrupted or not distributed.is_main():  # under torchrun rank 0 alone evaluates
         return metrics
     metrics.update(evaluate_config(cfg, result.model, eval_data(cfg, raw)))
     tail = result.history[-20:]  # the last logged steps, averaged: one step is noisy

@@ -27,3 +27,14 @@ def test_stats_per_dataset():
         dataset_stats("imagenet")
     assert np.allclose(normalize(torch.full((1, 3, 1, 1), 0.5), *dataset_stats("cifar100")).flatten(),
                        [(0.5 - m) / s for m, s in zip(*dataset_stats("cifar100"))])
+
+
+def test_normalize_writes_the_asked_layout_and_keeps_gradients():
+    x = torch.rand(2, 3, 4, 4)
+    out = normalize(x, memory_format=torch.channels_last)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, normalize(x))
+    x.requires_grad_(True)
+    normalize(x).sum().backward()
+    expected = (1 / torch.tensor(CIFAR10_STD)).view(1, 3, 1, 1).expand_as(x)
+    torch.testing.assert_close(x.grad, expected)
