@@ -16,6 +16,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 REPO_URL = "https://github.com/dinotwins/dinotwins"
+RAW_URL = "https://raw.githubusercontent.com/dinotwins/dinotwins/main"
 COLAB_URL = "https://colab.research.google.com/github/dinotwins/dinotwins/blob/main/notebooks/{name}.ipynb"
 
 
@@ -37,6 +38,16 @@ def title(name: str, heading: str, intro: str) -> nbformat.NotebookNode:
     badge = (f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
              f"({COLAB_URL.format(name=name)})")
     return md(f"# {heading}\n\n{badge}\n\n{textwrap.dedent(intro).strip()}")
+
+
+def architecture(method: str) -> nbformat.NotebookNode:
+    """A code cell showing the method's diagram (scripts/make_diagrams.py): the checkout's PNG, else GitHub's."""
+    return code(f"""
+        from IPython.display import Image
+
+        ARCH = "../images/arch_{method}.png"  # drawn by scripts/make_diagrams.py
+        Image(ARCH) if os.path.exists(ARCH) else Image(url="{RAW_URL}/images/arch_{method}.png")
+    """)
 
 
 SETUP = code(f"""
@@ -103,13 +114,15 @@ NB01 = [
         import torch
         from IPython.display import Markdown, display
 
+        from dtlib import build_method, build_schedules, build_view_maker
         from dtlib.config import make_config
         from dtlib.data import load_dataset
         from dtlib.evaluate import evaluate
         from dtlib.losses import cross_correlation
-        from dtlib.plots import (LiveCurves, draw_architecture, markdown_table, plot_barlow_terms,
-                                 plot_cross_correlation, plot_history, plot_schedules, show_views)
-        from dtlib.train import build_method, build_schedules, build_view_maker, fit, resolve_device
+        from dtlib.plots import (markdown_table, plot_barlow_terms, plot_cross_correlation, plot_history,
+                                 plot_schedules, show_views)
+        from dtlib.tracking import LiveCurves
+        from dtlib.train import fit, resolve_device
     """),
     code(f"""
         GPU = torch.cuda.is_available()
@@ -133,7 +146,7 @@ NB01 = [
         branches share their weights; nothing else is needed. After training, the projector is thrown
         away and the encoder's output $y$ is the representation.
     """),
-    code("""draw_architecture("barlow_twins")"""),
+    architecture("barlow_twins"),
     md(r"""
         ## Data and views
 
@@ -308,14 +321,15 @@ NB02 = [
         import torch
         from IPython.display import Markdown, display
 
+        from dtlib import build_method, build_schedules, build_view_maker
         from dtlib.config import make_config
         from dtlib.data import load_dataset
         from dtlib.diagnostics import entropy
         from dtlib.evaluate import evaluate
         from dtlib.losses import DINOLoss
-        from dtlib.plots import (LiveCurves, draw_architecture, markdown_table, plot_distributions, plot_history,
-                                 plot_schedules, show_views)
-        from dtlib.train import build_method, build_schedules, build_view_maker, fit, resolve_device
+        from dtlib.plots import markdown_table, plot_distributions, plot_history, plot_schedules, show_views
+        from dtlib.tracking import LiveCurves
+        from dtlib.train import fit, resolve_device
     """),
     code(f"""
         GPU = torch.cuda.is_available()
@@ -345,7 +359,7 @@ NB02 = [
         The student sees every crop; the teacher only the two global ones. The teacher's output is
         centred and sharpened, and no gradient flows into it: it changes only through the EMA.
     """),
-    code("""draw_architecture("dino")"""),
+    architecture("dino"),
     md(r"""
         ## Multi-crop
 
@@ -574,11 +588,13 @@ NB03 = [
         import torch
         from IPython.display import Markdown, display
 
+        from dtlib import build_method, build_view_maker
         from dtlib.config import make_config
         from dtlib.data import load_dataset
         from dtlib.evaluate import evaluate
-        from dtlib.plots import LiveCurves, draw_architecture, markdown_table, plot_history
-        from dtlib.train import build_method, build_view_maker, fit, resolve_device
+        from dtlib.plots import markdown_table, plot_history
+        from dtlib.tracking import LiveCurves
+        from dtlib.train import fit, resolve_device
     """),
     code(f"""
         GPU = torch.cuda.is_available()
@@ -618,7 +634,7 @@ NB03 = [
         (notebook 01) and $\mathcal{L}_{DINO}$ the cross-entropy between the teacher's and the student's
         distributions over prototypes (notebook 02).
     """),
-    code("""draw_architecture("dinotwins")"""),
+    architecture("dinotwins"),
     md(r"""
         ## The two terms at initialisation
 
@@ -792,12 +808,13 @@ NB04 = [
         import torch
         from IPython.display import display
 
+        from dtlib import load_trained
         from dtlib.attention import cls_attention, crop_resize, normalize
         from dtlib.backbones import build_backbone
         from dtlib.config import make_config
         from dtlib.data import load_dataset
-        from dtlib.plots import draw_architecture, plot_attention
-        from dtlib.train import fit, load_trained, resolve_device
+        from dtlib.plots import plot_attention
+        from dtlib.train import fit, resolve_device
         from dtlib.widgets import AttentionViewer
     """),
     code(f"""
@@ -817,7 +834,7 @@ NB04 = [
             EPOCHS, BATCH_SIZE, SUBSET, PHOTO_SIZE = 1, 16, 16, 64
         SAVE_FIGURES = not QUICK and os.path.isdir("../images")  # README figures: full runs in a checkout only
     """, tags=("parameters",)),
-    code("""draw_architecture("dinotwins")"""),
+    architecture("dinotwins"),
     md(r"""
         ## The model
 
