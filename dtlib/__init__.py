@@ -10,11 +10,14 @@ from .evaluate import evaluate, extract_features, knn_classify, linear_probe  # 
 from .heads import DINOHead, Projector  # noqa: E402
 from .losses import DINOLoss, barlow_twins_loss, dino_twins_loss  # noqa: E402
 from .methods import DINO, BarlowTwins, DinoTwins  # noqa: E402
-from .train import fit, load_trained, run  # noqa: E402
+from .results import recorded_results  # noqa: E402
+from .train import build_method, build_schedules, build_view_maker, eval_data, evaluate_config  # noqa: E402
+from .train import fit, load_trained, resolve_device, run, steps_per_epoch  # noqa: E402
 
 __all__ = [
     "BarlowTwins", "Config", "DINO", "DINOHead", "DINOLoss", "DinoTwins", "PRESETS", "Projector", "Split",
-    "ViewMaker", "ViewSpec", "barlow_twins_loss", "barlow_twins_views", "build_backbone", "dino_twins_loss",
-    "evaluate", "extract_features", "fit", "knn_classify", "linear_probe", "load_dataset", "load_split",
-    "load_trained", "make_config", "multicrop_views", "run",
+    "ViewMaker", "ViewSpec", "barlow_twins_loss", "barlow_twins_views", "build_backbone", "build_method",
+    "build_schedules", "build_view_maker", "dino_twins_loss", "eval_data", "evaluate", "evaluate_config",
+    "extract_features", "fit", "knn_classify", "linear_probe", "load_dataset", "load_split", "load_trained",
+    "make_config", "multicrop_views", "recorded_results", "resolve_device", "run", "steps_per_epoch",
 ]

@@ -138,6 +138,11 @@ def train_subset(cfg: Config, train: Split) -> tuple[torch.Tensor, torch.Tensor]
     return train.images[idx], train.labels[idx]
 
 
+def steps_per_epoch(cfg: Config, train: Split) -> int:
+    """Optimiser steps per epoch of `cfg` on `train` (its `cfg.subset`; whole batches only), as in fit."""
+    return len(train_subset(cfg, train)[0]) // cfg.batch_size
+
+
 class _StopFlag:
     """First Ctrl-C asks the loop to stop at the end of the step; a second one interrupts at once."""
 
