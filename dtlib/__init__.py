@@ -11,8 +11,18 @@ from .heads import DINOHead, Projector  # noqa: E402
 from .losses import DINOLoss, barlow_twins_loss, dino_twins_loss  # noqa: E402
 from .methods import DINO, BarlowTwins, DinoTwins  # noqa: E402
 from .results import recorded_results  # noqa: E402
-from .train import build_method, build_schedules, build_view_maker, eval_data, evaluate_config  # noqa: E402
-from .train import fit, load_trained, resolve_device, run, steps_per_epoch  # noqa: E402
+from .train import (  # noqa: E402
+    build_method,
+    build_schedules,
+    build_view_maker,
+    eval_data,
+    evaluate_config,
+    fit,
+    load_trained,
+    resolve_device,
+    run,
+    steps_per_epoch,
+)
 
 __all__ = [
     "BarlowTwins", "Config", "DINO", "DINOHead", "DINOLoss", "DinoTwins", "PRESETS", "Projector", "Split",
