@@ -26,7 +26,7 @@ from dtlib.attention import attention_mask, cls_attention_layers, crop_resize, n
 # Mask mode darkens what lies outside the mask and leaves the kept patches see-through.
 MASK_CMAP = ListedColormap([(0.0, 0.0, 0.0, 1.0), (0.0, 0.0, 0.0, 0.0)], name="outside_mask")
 # Photos of scikit-image's data module (bundled with it, no download) offered by the "sample" picker.
-SAMPLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left")
+SAMPLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry")
 # Why the upload can fail silently: Colab's widget channel drops messages of about 1 MB and more.
 UPLOAD_HELP = ("Photos of 1 MB or more do not reach the viewer on Colab (its widget channel drops them): "
                "shrink the photo first, or upload it with Colab's Files panel and run "

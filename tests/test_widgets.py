@@ -16,7 +16,7 @@ from PIL import Image
 
 from dtlib.attention import attention_mask, cls_attention, crop_resize, normalize
 from dtlib.backbones import ViTBackbone, build_backbone
-from dtlib.widgets import AttentionViewer
+from dtlib.widgets import SAMPLE_PHOTOS, AttentionViewer
 
 
 @pytest.fixture(scope="module")
@@ -170,6 +170,12 @@ def test_sample_picker_adds_a_bundled_photo(viewer: AttentionViewer) -> None:
     viewer.image_picker.value = 0
     viewer.sample.value = "chelsea"  # already there: selected, not added twice
     assert viewer.image_picker.value == 3 and len(viewer.images) == 4
+
+
+@pytest.mark.parametrize("name", SAMPLE_PHOTOS)
+def test_every_sample_photo_loads(viewer: AttentionViewer, name: str) -> None:
+    viewer.add_sample(name)  # bundled with scikit-image: no download
+    assert viewer.names[-1] == name and viewer.images[-1].shape == (128, 128, 3)
 
 
 def test_add_file_takes_a_large_photo(viewer: AttentionViewer, tmp_path) -> None:
