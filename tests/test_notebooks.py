@@ -156,7 +156,7 @@ def test_notebook_runs_in_quick_mode(path, shared_cifar_dir, tmp_path, monkeypat
     client.execute()  # raises CellExecutionError, naming the cell, on any error (a failed assert_close too)
     outputs = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
     images = sum("image/png" in out.get("data", {}) for out in outputs)
-    assert images >= 3, f"{path.name} showed {images} figures"
+    assert images >= 2, f"{path.name} showed {images} figures"  # at least the live curves and one more
     if path.stem == "04_attention_maps":  # the viewer is displayed in quick mode too (progress bars are widgets too)
         viewer_cell = next(c for c in nb.cells if c.cell_type == "code" and "AttentionViewer(" in c.source)
         assert any("application/vnd.jupyter.widget-view+json" in out.get("data", {}) for out in viewer_cell.outputs)
