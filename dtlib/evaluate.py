@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from .cifar import CIFAR10_MEAN, CIFAR10_STD, normalize
 
@@ -43,7 +44,7 @@ def extract_features(
     backbone.eval()
     try:
         chunks = []
-        for start in range(0, images.shape[0], batch_size):
+        for start in tqdm(range(0, images.shape[0], batch_size), desc="features", unit="batch", leave=False):
             x = images[start : start + batch_size].to(device, non_blocking=True)  # (B, 3, H, W)
             x = normalize(x if x.dtype == torch.uint8 else x.float(), mean, std)
             # bf16 autocast only on CUDA: CPU bf16 is slow on most CPUs and fp32 there is exact.
@@ -78,7 +79,7 @@ def knn_predict(
     train_labels = train_labels.to(device).long()
     k_max = min(max(ks), train.shape[0])
     preds: dict[int, list[Tensor]] = {k: [] for k in ks}
-    for start in range(0, test_features.shape[0], chunk_size):
+    for start in tqdm(range(0, test_features.shape[0], chunk_size), desc="kNN", unit="chunk", leave=False):
         query = F.normalize(test_features[start : start + chunk_size].to(device).float(), dim=1)  # (C, D)
         sim = query @ train.T  # (C, N) cosine similarities
         # topk is sorted, so one retrieval at the largest k serves every smaller k as a prefix.
@@ -164,7 +165,7 @@ def fit_linear_classifier(
         optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
     )
     with torch.enable_grad():
-        for _ in range(epochs):
+        for _ in tqdm(range(epochs), desc="linear probe", unit="epoch", leave=False):
             order = torch.randperm(x_all.shape[0], generator=generator).to(device)
             for start in range(0, x_all.shape[0], batch_size):
                 idx = order[start : start + batch_size]

@@ -111,6 +111,11 @@ def train_subset(cfg: Config, train: Split) -> tuple[torch.Tensor, torch.Tensor]
     return train.images[idx], train.labels[idx]
 
 
+def steps_per_epoch(cfg: Config, train: Split) -> int:
+    """Optimiser steps per epoch of `cfg` on `train` (its `cfg.subset`; whole batches only), as in fit."""
+    return len(train_subset(cfg, train)[0]) // cfg.batch_size
+
+
 def epoch_permutation(seed: int, epoch: int, n: int, device: torch.device) -> torch.Tensor:
     """The order of epoch `epoch`, a function of (seed, epoch) alone so a resumed run sees the same."""
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)

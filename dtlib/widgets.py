@@ -2,12 +2,15 @@
 
 The figure is drawn with the Agg backend and shown as a PNG in an ``ipywidgets.Image``, so the
 viewer needs no ipympl or custom widget manager and behaves the same in JupyterLab and Colab.
+The photo and its attention are drawn side by side, 600 px wide, so the controls and the image
+fit on one laptop screen.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from pathlib import Path
 
 import ipywidgets as W
 import numpy as np
@@ -20,6 +23,14 @@ from torch import Tensor, nn
 from dtlib.attention import attention_mask, cls_attention_layers, crop_resize
 from dtlib.cifar import normalize
 from dtlib.plots import MASK_CMAP
+
+# Photos of scikit-image's data module (bundled with it, no download) offered by the "sample" picker.
+SAMPLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry")
+# Why the upload can fail silently: Colab's widget channel drops messages of about 1 MB and more.
+UPLOAD_HELP = ("Photos of 1 MB or more do not reach the viewer on Colab (its widget channel drops them): "
+               "shrink the photo first, or upload it with Colab's Files panel and run "
+               "<code>viewer.add_file('photo.jpg')</code> in a cell.")
+FIGURE_SIZE = (6.0, 3.3)  # inches at 100 dpi: a 600 x 330 px PNG, photo and attention side by side
 
 
 class AttentionViewer:
@@ -53,7 +64,10 @@ class AttentionViewer:
         n_layers, n_heads = self.attention(0).shape[:2]
 
         self.image_picker = W.Dropdown(options=self._picker_options(), value=0, description="image")
-        self.upload = W.FileUpload(accept="image/*", multiple=False, description="add image")
+        self.sample = W.Dropdown(options=[("add a sample photo…", "")] + [(n, n) for n in SAMPLE_PHOTOS],
+                                 value="", description="sample")
+        self.upload = W.FileUpload(accept="image/*", multiple=False, description="upload photo")
+        self.status = W.HTML(f"<small>{UPLOAD_HELP}</small>")
         self.layer = W.IntSlider(value=n_layers - 1, min=0, max=n_layers - 1, description="layer")
         head_options = [(f"head {h}", h) for h in range(n_heads)] + [("mean", "mean")]
         self.head = W.Dropdown(options=head_options, value="mean", description="head")
@@ -62,32 +76,39 @@ class AttentionViewer:
         self.mode = W.ToggleButtons(options=["heatmap", "mask"], value="heatmap", description="show")
         self.output = W.Image(format="png")
 
-        self.fig = Figure(figsize=(4, 4.3))
+        self.fig = Figure(figsize=FIGURE_SIZE, dpi=100)
         # Fixed margins rather than a layout engine: constrained layout re-measured every text
         # on each redraw and cost more than drawing the images.
-        self.fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.92)
+        self.fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.86, wspace=0.04)
         FigureCanvasAgg(self.fig)
-        self.ax = self.fig.add_subplot()
-        self.ax.set_axis_off()
+        # Left the photo alone, right the attention over it: the photo stays readable whatever alpha.
+        self.photo_ax, self.ax = self.fig.subplots(1, 2)
+        for ax in (self.photo_ax, self.ax):
+            ax.set_axis_off()
+        self.photo_artist = self.photo_ax.imshow(self.images[0])
         self.image_artist = self.ax.imshow(self.images[0])
         # The overlay holds the patch grid itself, stretched over the photo by its extent: no
         # upsampling per redraw, and tests can read the exact map back with get_array().
         self.overlay = self.ax.imshow(
             np.zeros((1, 1)), cmap=heatmap_cmap, alpha=self.alpha.value, interpolation="nearest"
         )
+        self.title = self.fig.suptitle("", fontsize=9)
 
         self.image_picker.observe(self._on_image, names="value")
+        self.sample.observe(self._on_sample, names="value")
         self.upload.observe(self._on_upload, names="value")
         for control in (self.layer, self.head, self.threshold, self.alpha, self.mode):
             control.observe(self.redraw, names="value")
         self.widget = W.VBox(
             [
-                W.HBox([self.image_picker, self.upload]),
+                W.HBox([self.image_picker, self.sample]),
                 W.HBox([self.layer, self.head]),
                 W.HBox([self.threshold, self.alpha]),
-                self.mode,
+                W.HBox([self.mode, self.upload]),
+                self.status,
                 self.output,
-            ]
+            ],
+            layout=W.Layout(max_width="620px"),
         )
         self._on_image()
 
@@ -130,6 +151,29 @@ class AttentionViewer:
         self.image_picker.options = self._picker_options()
         self.image_picker.value = len(self.images) - 1
 
+    def add_file(self, path: str | Path) -> None:
+        """Add a photo from an image file of any size (the way round Colab's upload limit)."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist: upload it first (on Colab: the Files panel)")
+        with Image.open(path) as img:
+            self.add_image(np.asarray(img.convert("RGB")), path.name)
+
+    def add_sample(self, name: str) -> None:
+        """Add one of scikit-image's bundled photos (SAMPLE_PHOTOS), or select it if already shown."""
+        if name in self.names:
+            self.image_picker.value = self.names.index(name)
+            return
+        import skimage.data  # only when a sample is asked for: scikit-image is an optional dependency
+
+        self.add_image(self._as_rgb(getattr(skimage.data, name)()), name)
+
+    def _on_sample(self, change: dict) -> None:
+        """Add the picked sample photo, then reset the picker so the same one can be picked again."""
+        if change["new"]:
+            self.add_sample(change["new"])
+            self.sample.value = ""
+
     @staticmethod
     def _as_rgb(image: np.ndarray) -> np.ndarray:
         """Drop an alpha channel or broadcast a grey image so every photo is HxWx3."""
@@ -146,17 +190,20 @@ class AttentionViewer:
         for item in files:
             with Image.open(io.BytesIO(bytes(item["content"]))) as img:
                 self.add_image(np.asarray(img.convert("RGB")), item["name"])
+            self.status.value = f"<small>added {item['name']} ({len(bytes(item['content'])) / 1e6:.1f} MB)</small>"
 
     def _on_image(self, change: dict | None = None) -> None:
         """Show the picked image and fit both artists to its size."""
         image = self.images[self.image_picker.value]
         h, w = image.shape[:2]
         extent = (-0.5, w - 0.5, h - 0.5, -0.5)
-        self.image_artist.set_data(image)
-        self.image_artist.set_extent(extent)
+        for artist in (self.photo_artist, self.image_artist):
+            artist.set_data(image)
+            artist.set_extent(extent)
         self.overlay.set_extent(extent)
-        self.ax.set_xlim(extent[:2])
-        self.ax.set_ylim(extent[2:])
+        for ax in (self.photo_ax, self.ax):
+            ax.set_xlim(extent[:2])
+            ax.set_ylim(extent[2:])
         self.redraw()
 
     def redraw(self, change: dict | None = None) -> None:
@@ -176,7 +223,7 @@ class AttentionViewer:
         title = f"{self.names[self.image_picker.value]} | layer {self.layer.value} | {head}"
         if self.mode.value == "mask":
             title += f" | keep {self.threshold.value:.2f}"
-        self.ax.set_title(title)
+        self.title.set_text(title)
         self.output.value = self.render_png()
 
     def render_png(self) -> bytes:

@@ -14,9 +14,9 @@ import skimage.data
 import torch
 from PIL import Image
 
-from dtlib.attention import attention_mask, cls_attention, normalize
+from dtlib.attention import attention_mask, cls_attention, crop_resize, normalize
 from dtlib.backbones import ViTBackbone, build_backbone
-from dtlib.widgets import AttentionViewer
+from dtlib.widgets import SAMPLE_PHOTOS, AttentionViewer
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +128,7 @@ def test_upload_adds_and_selects_image(viewer: AttentionViewer) -> None:
     assert viewer.image_picker.value == 3 and viewer.names[-1] == "coffee.png"
     assert viewer.images[-1].shape == (128, 128, 3)
     assert _overlay(viewer).shape == (32, 32)  # 128 px / patch 4
-    assert viewer.ax.get_xlim() == (-0.5, 127.5)
+    assert viewer.ax.get_xlim() == viewer.photo_ax.get_xlim() == (-0.5, 127.5)
 
 
 def test_upload_ipywidgets7_format(viewer: AttentionViewer) -> None:
@@ -151,3 +151,39 @@ def test_bad_inputs(model: ViTBackbone, images: torch.Tensor) -> None:
         AttentionViewer(model, images.float())
     with pytest.raises(ValueError, match="names"):
         AttentionViewer(model, images, names=["only one"])
+
+
+def test_photo_and_attention_side_by_side_fit_one_screen(viewer: AttentionViewer) -> None:
+    viewer.image_picker.value = 1
+    # The left panel shows the photo alone, whatever the overlay's alpha.
+    assert np.array_equal(viewer.photo_artist.get_array(), viewer.images[1])
+    assert viewer.photo_ax is not viewer.ax
+    width, height = Image.open(io.BytesIO(bytes(viewer.output.value))).size
+    assert width <= 600 and height <= 400
+
+
+def test_sample_picker_adds_a_bundled_photo(viewer: AttentionViewer) -> None:
+    viewer.sample.value = "chelsea"
+    assert viewer.names[-1] == "chelsea" and viewer.image_picker.value == 3
+    assert np.array_equal(viewer.images[-1], crop_resize(skimage.data.chelsea(), 128))
+    assert viewer.sample.value == ""  # ready for the next pick
+    viewer.image_picker.value = 0
+    viewer.sample.value = "chelsea"  # already there: selected, not added twice
+    assert viewer.image_picker.value == 3 and len(viewer.images) == 4
+
+
+@pytest.mark.parametrize("name", SAMPLE_PHOTOS)
+def test_every_sample_photo_loads(viewer: AttentionViewer, name: str) -> None:
+    viewer.add_sample(name)  # bundled with scikit-image: no download
+    assert viewer.names[-1] == name and viewer.images[-1].shape == (128, 128, 3)
+
+
+def test_add_file_takes_a_large_photo(viewer: AttentionViewer, tmp_path) -> None:
+    path = tmp_path / "big.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (1024, 1024, 3), dtype=np.uint8)).save(path)
+    assert path.stat().st_size > 1_000_000  # the size Colab's upload widget silently drops
+    viewer.add_file(path)
+    assert viewer.names[-1] == "big.png" and viewer.images[-1].shape == (128, 128, 3)
+    with pytest.raises(FileNotFoundError, match="upload it first"):
+        viewer.add_file(tmp_path / "missing.jpg")
