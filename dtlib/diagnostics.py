@@ -6,18 +6,27 @@ step without a host sync; `effective_rank` needs an SVD and is meant for logging
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
 from .losses import cross_correlation
 
-__all__ = ["entropy", "kl_divergence", "embedding_std", "effective_rank", "cross_correlation"]
+__all__ = ["entropy", "marginal_entropy", "kl_divergence", "embedding_std", "effective_rank", "cross_correlation",
+           "collapse_verdict"]
 
 
 def entropy(probs: torch.Tensor) -> torch.Tensor:
     """Mean entropy −Σ p log p of rows of `probs` (B, K), in nats; the ceiling is ln K."""
     p = probs.float()
     return -(p * torch.log(p.clamp_min(1e-12))).sum(-1).mean()
+
+
+def marginal_entropy(probs: torch.Tensor) -> torch.Tensor:
+    """Entropy of the batch-mean distribution of `probs` (B, K), in nats: → 0 when every sample
+    picks the same prototype (one-prototype collapse), ln K when the batch uses all of them evenly."""
+    return entropy(probs.float().mean(0, keepdim=True))
 
 
 def kl_divergence(teacher_probs: torch.Tensor, student_logits: torch.Tensor,
@@ -39,3 +48,13 @@ def effective_rank(z: torch.Tensor) -> torch.Tensor:
     s = torch.linalg.svdvals(z)
     p = s / s.sum().clamp_min(1e-12)
     return torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum())
+
+
+def collapse_verdict(teacher_entropy: float, marginal_entropy: float, n_prototypes: int) -> str:
+    """'uniform collapse' (every sample's target near uniform: entropy > 0.85 ln K), 'one-prototype
+    collapse' (the batch-mean target on fewer than ~e prototypes: marginal entropy < 1 nat) or 'live'."""
+    if teacher_entropy > 0.85 * math.log(n_prototypes):
+        return "uniform collapse"
+    if marginal_entropy < 1.0:
+        return "one-prototype collapse"
+    return "live"

@@ -7,6 +7,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+CENTERING_METHODS = ("ema", "sinkhorn")
+
 
 def _standardize(z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """Per-dimension mean 0 and biased variance 1 over the batch, as a non-affine BatchNorm."""
@@ -29,6 +31,26 @@ def barlow_twins_loss(z1: torch.Tensor, z2: torch.Tensor, lambd: float = 5e-3) -
     return on_diag + lambd * off_diag
 
 
+def _all_reduce(x: torch.Tensor) -> torch.Tensor:
+    """Sum over the processes of a distributed run (identity in a single process)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(x)
+    return x
+
+
+@torch.no_grad()
+def sinkhorn_knopp(logits: torch.Tensor, temp: float, n_iters: int = 3) -> torch.Tensor:
+    """Targets (B, K) from exp(logits / temp) rescaled so every prototype gets an equal share of the
+    batch and every sample sums to 1 (SwAV; DINOv2's teacher centring). Sums span all processes."""
+    q = torch.exp((logits.float() - logits.float().max()) / temp).T  # (K, B); the shift cancels out
+    n_samples = _all_reduce(q.new_tensor(q.shape[1]))
+    q /= _all_reduce(q.sum())
+    for _ in range(n_iters):
+        q /= _all_reduce(q.sum(dim=1, keepdim=True)) * q.shape[0]  # each prototype: 1/K of the mass
+        q /= q.sum(dim=0, keepdim=True) * n_samples  # each sample: 1/B of the mass
+    return (q * n_samples).T
+
+
 class DINOLoss(nn.Module):
     """DINO's cross-entropy between the centred, sharpened teacher and the student.
 
@@ -36,20 +58,27 @@ class DINOLoss(nn.Module):
         out_dim: number of prototypes K.
         student_temp: temperature of the student softmax.
         center_momentum: EMA momentum m of the centre.
-        centering: subtract the centre from the teacher logits (an ablation switch).
+        centering: centre the teacher (an ablation switch; False removes it).
+        centering_method: 'ema' (DINO: subtract an EMA of the mean teacher logits) or 'sinkhorn'
+            (Sinkhorn-Knopp equipartition of each batch over the prototypes, as DINOv2).
     """
 
     def __init__(self, out_dim: int, student_temp: float = 0.1, center_momentum: float = 0.9,
-                 centering: bool = True):
+                 centering: bool = True, centering_method: str = "ema"):
         super().__init__()
+        if centering_method not in CENTERING_METHODS:
+            raise ValueError(f"centering_method must be one of {CENTERING_METHODS}, got {centering_method!r}")
         self.student_temp = student_temp
         self.center_momentum = center_momentum
         self.centering = centering
+        self.sinkhorn = centering and centering_method == "sinkhorn"
         self.register_buffer("center", torch.zeros(1, out_dim))
 
     def teacher_probs(self, teacher_logits: torch.Tensor, teacher_temp: float) -> torch.Tensor:
-        """Teacher targets softmax((t − center) / teacher_temp), without gradient (B, K)."""
+        """Teacher targets softmax((t − center) / teacher_temp), or Sinkhorn-Knopp's, without gradient (B, K)."""
         t = teacher_logits.detach().float()
+        if self.sinkhorn:
+            return sinkhorn_knopp(t, teacher_temp)
         if self.centering:
             t = t - self.center
         return F.softmax(t / teacher_temp, dim=-1)
@@ -69,7 +98,7 @@ class DINOLoss(nn.Module):
                 n_pairs += 1
         if n_pairs == 0:
             raise ValueError("DINOLoss needs at least two views (no pair with i != j)")
-        if self.centering:
+        if self.centering and not self.sinkhorn:
             self.update_center(teacher_logits)
         return total / n_pairs
 

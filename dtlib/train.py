@@ -76,9 +76,10 @@ def build_method(cfg: Config) -> nn.Module:
     if cfg.method == "barlow_twins":
         return BarlowTwins(backbone, cfg.proj_dims, cfg.lambd)
     dino_kwargs = dict(out_dim=cfg.out_dim, hidden_dim=cfg.head_hidden_dim, bottleneck_dim=cfg.bottleneck_dim,
-                       head_layers=cfg.head_layers, norm_last_layer=cfg.norm_last_layer,
+                       head_layers=cfg.head_layers, norm_last_layer=cfg.norm_last_layer, head_bn=cfg.head_bn,
                        student_temp=cfg.student_temp, teacher_temp=cfg.teacher_temp,
-                       center_momentum=cfg.center_momentum, centering=cfg.centering)
+                       center_momentum=cfg.center_momentum, centering=cfg.centering,
+                       centering_method=cfg.centering_method)
     if cfg.method == "dino":
         return DINO(backbone, **dino_kwargs)
     return DinoTwins(backbone, beta=cfg.beta, proj_dims=cfg.proj_dims, lambd=cfg.lambd, bt_pairs=cfg.bt_pairs,
@@ -211,10 +212,11 @@ def fit(cfg: Config, data: tuple[Split, Split] | None = None, callbacks: Sequenc
     model = build_method(cfg).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay)
+    optimizer = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay, cfg.head_lr_scale)
     dtype = amp_dtype(device, cfg.amp)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     schedules = build_schedules(cfg, steps_per_epoch)
+    freeze_steps = round(cfg.freeze_last_layer * steps_per_epoch)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     view_maker = build_view_maker(cfg)
 
@@ -292,7 +294,7 @@ def fit(cfg: Config, data: tuple[Split, Split] | None = None, callbacks: Sequenc
                 perm = epoch_permutation(cfg.seed, epoch, n, device)
             batch = images[perm[it * cfg.batch_size:(it + 1) * cfg.batch_size]]  # (B, 3, H, W) uint8
             for group in optimizer.param_groups:
-                group["lr"] = float(schedules["lr"][step])
+                group["lr"] = float(schedules["lr"][step]) * group["lr_scale"]
                 if group["decay"]:
                     group["weight_decay"] = float(schedules["weight_decay"][step])
             views = view_maker(batch, generator)
@@ -301,7 +303,7 @@ def fit(cfg: Config, data: tuple[Split, Split] | None = None, callbacks: Sequenc
             logs = train_step(model, step_fn, optimizer, scaler, views, dtype,
                               teacher_temp=float(schedules["teacher_temp"][step]),
                               momentum=float(schedules["momentum"][step]), clip_grad=cfg.clip_grad,
-                              freeze_last_layer=epoch < cfg.freeze_last_layer,
+                              freeze_last_layer=step < freeze_steps,
                               check_finite=device.type == "cpu")
             pending.append((step, logs))
             if device.type == "cpu" and not torch.isfinite(logs["loss"]):  # caught before the update
@@ -373,7 +375,7 @@ def run(cfg: Config, data: tuple[Split, Split] | None = None, resume: bool = Fal
         return metrics
     metrics.update(evaluate_config(cfg, result.model, eval_data(cfg, raw)))
     tail = result.history[-20:]  # the last logged steps, averaged: one step is noisy
-    for key in ("teacher_entropy", "emb_std", "loss"):
+    for key in ("teacher_entropy", "teacher_marginal_entropy", "emb_std", "loss"):
         if tail and key in tail[-1]:
             metrics[f"final_{key}"] = sum(row[key] for row in tail) / len(tail)
     metrics["config"] = dataclasses.asdict(cfg)
