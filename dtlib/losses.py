@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -38,17 +40,26 @@ def _all_reduce(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def _logsumexp_over_processes(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """log Σ exp(x) along `dim`, where that dimension is split across the processes of a distributed run."""
+    peak = x.amax(dim=dim, keepdim=True)
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(peak, op=dist.ReduceOp.MAX)
+    return peak + torch.log(_all_reduce(torch.exp(x - peak).sum(dim=dim, keepdim=True)))
+
+
 @torch.no_grad()
 def sinkhorn_knopp(logits: torch.Tensor, temp: float, n_iters: int = 3) -> torch.Tensor:
     """Targets (B, K) from exp(logits / temp) rescaled so every prototype gets an equal share of the
-    batch and every sample sums to 1 (SwAV; DINOv2's teacher centring). Sums span all processes."""
-    q = torch.exp((logits.float() - logits.float().max()) / temp).T  # (K, B); the shift cancels out
-    n_samples = _all_reduce(q.new_tensor(q.shape[1]))
-    q /= _all_reduce(q.sum())
+    batch and every sample sums to 1 (SwAV; DINOv2's teacher centring). Computed in log space, so a
+    sharp temperature cannot underflow a whole row to zero; sums span all processes."""
+    log_q = logits.float().T / temp  # (K, B)
+    n_samples = _all_reduce(log_q.new_tensor(float(log_q.shape[1])))
+    log_k, log_b = math.log(log_q.shape[0]), torch.log(n_samples)
     for _ in range(n_iters):
-        q /= _all_reduce(q.sum(dim=1, keepdim=True)) * q.shape[0]  # each prototype: 1/K of the mass
-        q /= q.sum(dim=0, keepdim=True) * n_samples  # each sample: 1/B of the mass
-    return (q * n_samples).T
+        log_q = log_q - _logsumexp_over_processes(log_q, dim=1) - log_k  # each prototype: 1/K of the mass
+        log_q = log_q - torch.logsumexp(log_q, dim=0, keepdim=True) - log_b  # each sample: 1/B of the mass
+    return torch.exp(log_q + log_b).T
 
 
 class DINOLoss(nn.Module):

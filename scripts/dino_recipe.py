@@ -80,6 +80,15 @@ variant("dt_sk_t02_b05", "DINO Twins, Sinkhorn-Knopp, temp 0.02, beta 0.05", **{
 variant("dt_sk_t02_b1", "DINO Twins, Sinkhorn-Knopp, temp 0.02, beta 1", **{**SK, "method": "dinotwins"},
         teacher_temp=0.02, beta=1.0)
 variant("bt", "Barlow Twins alone (the reference DINO Twins must beat)", method="barlow_twins")
+variant("dino_sk_t005", "Sinkhorn-Knopp, teacher temp fixed at 0.005", **SK, teacher_temp=0.005)
+variant("dt_sk_t01", "DINO Twins, Sinkhorn-Knopp, teacher temp 0.01", **{**SK, "method": "dinotwins"},
+        teacher_temp=0.01)
+variant("dt_sk_t01_b05", "DINO Twins, Sinkhorn-Knopp, temp 0.01, beta 0.05", **{**SK, "method": "dinotwins"},
+        teacher_temp=0.01, beta=0.05)
+variant("dt_sk_t01_b01", "DINO Twins, Sinkhorn-Knopp, temp 0.01, beta 0.01", **{**SK, "method": "dinotwins"},
+        teacher_temp=0.01, beta=0.01)
+variant("dt_sk_t01_b002", "DINO Twins, Sinkhorn-Knopp, temp 0.01, beta 0.002", **{**SK, "method": "dinotwins"},
+        teacher_temp=0.01, beta=0.002)
 variant("dino_bn_t04_l6", "+ head BN, temp 0.04, 6 local 8-px crops (not 2)", **BN04, n_local=6)
 
 

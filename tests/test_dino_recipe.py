@@ -89,6 +89,8 @@ def test_sinkhorn_knopp_equals_the_swav_iterations_and_balances_the_batch():
         ref /= ref.sum(0, keepdim=True) * 32
     torch.testing.assert_close(q, (ref * 32).T.float(), rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(q.sum(1), torch.ones(32))  # each sample: a distribution
+    sharp = sinkhorn_knopp(logits, temp=0.001)  # exp(-2 / 0.001) underflows: log space keeps every row
+    assert torch.isfinite(sharp).all() and torch.allclose(sharp.sum(1), torch.ones(32))
     balanced = sinkhorn_knopp(logits, temp=0.1, n_iters=50)  # converged: each prototype gets B/K
     torch.testing.assert_close(balanced.sum(0), torch.full((8,), 32 / 8), rtol=1e-3, atol=0)
 
