@@ -24,9 +24,10 @@ def build_method(cfg: Config) -> nn.Module:
     if cfg.method == "barlow_twins":
         return BarlowTwins(backbone, cfg.proj_dims, cfg.lambd)
     dino_kwargs = dict(out_dim=cfg.out_dim, hidden_dim=cfg.head_hidden_dim, bottleneck_dim=cfg.bottleneck_dim,
-                       head_layers=cfg.head_layers, norm_last_layer=cfg.norm_last_layer,
+                       head_layers=cfg.head_layers, norm_last_layer=cfg.norm_last_layer, head_bn=cfg.head_bn,
                        student_temp=cfg.student_temp, teacher_temp=cfg.teacher_temp,
-                       center_momentum=cfg.center_momentum, centering=cfg.centering)
+                       center_momentum=cfg.center_momentum, centering=cfg.centering,
+                       centering_method=cfg.centering_method)
     if cfg.method == "dino":
         return DINO(backbone, **dino_kwargs)
     return DinoTwins(backbone, beta=cfg.beta, proj_dims=cfg.proj_dims, lambd=cfg.lambd, bt_pairs=cfg.bt_pairs,

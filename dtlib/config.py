@@ -10,6 +10,7 @@ from typing import Any
 METHODS = ("barlow_twins", "dino", "dinotwins")
 BACKBONES = ("resnet18", "resnet50", "vit_tiny", "resnet_mini")
 BT_PAIRS = ("global", "all")
+CENTERING_METHODS = ("ema", "sinkhorn")
 OPTIMIZERS = ("lars", "sgd", "adamw")
 MOMENTUM_SCHEDULES = ("cosine", "fixed", "zero")
 WANDB_MODES = ("disabled", "offline", "online")
@@ -56,13 +57,16 @@ class Config:
     bottleneck_dim: int = 256
     head_layers: int = 3
     norm_last_layer: bool = True
-    freeze_last_layer: int = 1  # epochs with frozen prototypes
+    head_bn: bool = False  # BatchNorm after the DINO head's hidden layers
+    head_lr_scale: float = 1.0  # the DINO head's lr is lr * head_lr_scale (backbone and BT projector: lr)
+    freeze_last_layer: float = 1  # epochs (fractions count steps) with frozen prototypes
     student_temp: float = 0.1
     teacher_temp: float = 0.07
     teacher_temp_warmup: bool = True  # ablation switch
     warmup_teacher_temp: float = 0.04
     warmup_teacher_temp_epochs: float = 30
     centering: bool = True  # ablation switch
+    centering_method: str = "ema"  # ema (DINO's centre) | sinkhorn (Sinkhorn-Knopp equipartition, as DINOv2)
     center_momentum: float = 0.9
     momentum_teacher: float = 0.996
     momentum_schedule: str = "cosine"  # cosine (to 1) | fixed | zero — ablation switch
@@ -108,7 +112,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         backbone="resnet_mini", device="cpu", data_size=16, image_size=16, local_size=8, n_local=2,
         subset=0, epochs=1, batch_size=128, optimizer="adamw", lr=4e-3, weight_decay=1e-4, warmup_epochs=0.05,
         proj_dims=(512, 512, 512), out_dim=1024, head_hidden_dim=512, bottleneck_dim=128, beta=0.2,
-        freeze_last_layer=0, warmup_teacher_temp_epochs=1, momentum_teacher=0.9, channels_last=True,
+        freeze_last_layer=0, momentum_teacher=0.9, channels_last=True,
+        centering_method="sinkhorn", teacher_temp=0.02, teacher_temp_warmup=False,
         log_every=10, save_every=1, probe_epochs=50, eval_batch_size=1024, eval_subset=10000,
     ),
 }
@@ -127,6 +132,8 @@ def validate(cfg: Config) -> Config:
     _check(cfg.optimizer in OPTIMIZERS, f"unknown optimizer {cfg.optimizer!r}: choose one of {OPTIMIZERS}")
     _check(cfg.momentum_schedule in MOMENTUM_SCHEDULES,
            f"unknown momentum_schedule {cfg.momentum_schedule!r}: choose one of {MOMENTUM_SCHEDULES}")
+    _check(cfg.centering_method in CENTERING_METHODS,
+           f"unknown centering_method {cfg.centering_method!r}: choose one of {CENTERING_METHODS}")
     _check(cfg.bt_pairs in BT_PAIRS, f"unknown bt_pairs {cfg.bt_pairs!r}: choose one of {BT_PAIRS}")
     _check(cfg.wandb in WANDB_MODES, f"unknown wandb mode {cfg.wandb!r}: choose one of {WANDB_MODES}")
     _check(cfg.batch_size >= 2, f"batch_size must be >= 2 (batch statistics need two samples), got {cfg.batch_size}")

@@ -78,6 +78,13 @@ def sum_over_ranks_(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+def max_over_ranks_(t: torch.Tensor) -> torch.Tensor:
+    """In-place element-wise maximum of a tensor without gradient over all ranks (a no-op in one process)."""
+    if is_distributed():
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t
+
+
 def sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
     """BatchNorm statistics over the whole batch of all ranks (SyncBatchNorm), as one process would compute them.
 

@@ -47,10 +47,11 @@ class DINOHead(nn.Module):
         bottleneck_dim: size of the L2-normalised bottleneck.
         n_layers: number of MLP layers (>= 1).
         norm_last_layer: fix the weight-norm gain g to 1 (the paper's default, more stable).
+        use_bn: BatchNorm after each hidden Linear (the reference's `use_bn`, off in its ViT recipe).
     """
 
     def __init__(self, in_dim: int, out_dim: int = 4096, hidden_dim: int = 2048, bottleneck_dim: int = 256,
-                 n_layers: int = 3, norm_last_layer: bool = True):
+                 n_layers: int = 3, norm_last_layer: bool = True, use_bn: bool = False):
         super().__init__()
         if n_layers < 1:
             raise ValueError("DINOHead needs n_layers >= 1")
@@ -59,6 +60,8 @@ class DINOHead(nn.Module):
         for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
             layers.append(nn.Linear(a, b))
             if i < n_layers - 1:
+                if use_bn:
+                    layers.append(nn.BatchNorm1d(b))
                 layers.append(nn.GELU())
         self.mlp = nn.Sequential(*layers)
         for m in self.mlp:

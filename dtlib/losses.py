@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .distributed import sum_over_ranks, sum_over_ranks_, world_size
+from .config import CENTERING_METHODS
+from .distributed import max_over_ranks_, sum_over_ranks, sum_over_ranks_, world_size
 
 
 def float32_region(device: torch.device) -> contextlib.AbstractContextManager:
@@ -51,6 +53,26 @@ def barlow_twins_loss(z1: torch.Tensor, z2: torch.Tensor, lambd: float = 5e-3) -
     return on_diag + lambd * off_diag
 
 
+def _logsumexp_over_ranks(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """log Σ exp(x) along `dim`, a dimension split across the ranks of a distributed run."""
+    peak = max_over_ranks_(x.amax(dim=dim, keepdim=True))
+    return peak + torch.log(sum_over_ranks_(torch.exp(x - peak).sum(dim=dim, keepdim=True)))
+
+
+@torch.no_grad()
+def sinkhorn_knopp(logits: torch.Tensor, temp: float, n_iters: int = 3) -> torch.Tensor:
+    """Targets (B, K) from exp(logits / temp) rescaled so every prototype gets an equal share of the
+    batch and every sample sums to 1 (SwAV; DINOv2's teacher centring). Computed in log space, so a
+    sharp temperature cannot underflow a whole row to zero; sums span all ranks."""
+    log_q = logits.float().T / temp  # (K, B)
+    log_k = math.log(log_q.shape[0])
+    log_b = math.log(log_q.shape[1] * world_size())  # every rank holds an equal share of the batch
+    for _ in range(n_iters):
+        log_q = log_q - _logsumexp_over_ranks(log_q, dim=1) - log_k  # each prototype: 1/K of the mass
+        log_q = log_q - torch.logsumexp(log_q, dim=0, keepdim=True) - log_b  # each sample: 1/B of the mass
+    return torch.exp(log_q + log_b).T
+
+
 class DINOLoss(nn.Module):
     """DINO's cross-entropy between the centred, sharpened teacher and the student.
 
@@ -58,20 +80,27 @@ class DINOLoss(nn.Module):
         out_dim: number of prototypes K.
         student_temp: temperature of the student softmax.
         center_momentum: EMA momentum m of the centre.
-        centering: subtract the centre from the teacher logits (an ablation switch).
+        centering: centre the teacher (an ablation switch; False removes it).
+        centering_method: 'ema' (DINO: subtract an EMA of the mean teacher logits) or 'sinkhorn'
+            (Sinkhorn-Knopp equipartition of each batch over the prototypes, as DINOv2).
     """
 
     def __init__(self, out_dim: int, student_temp: float = 0.1, center_momentum: float = 0.9,
-                 centering: bool = True):
+                 centering: bool = True, centering_method: str = "ema"):
         super().__init__()
+        if centering_method not in CENTERING_METHODS:
+            raise ValueError(f"centering_method must be one of {CENTERING_METHODS}, got {centering_method!r}")
         self.student_temp = student_temp
         self.center_momentum = center_momentum
         self.centering = centering
+        self.sinkhorn = centering and centering_method == "sinkhorn"
         self.register_buffer("center", torch.zeros(1, out_dim))
 
     def teacher_probs(self, teacher_logits: torch.Tensor, teacher_temp: float) -> torch.Tensor:
-        """Teacher targets softmax((t − center) / teacher_temp), without gradient (B, K)."""
+        """Teacher targets softmax((t − center) / teacher_temp), or Sinkhorn-Knopp's, without gradient (B, K)."""
         t = teacher_logits.detach().float()
+        if self.sinkhorn:
+            return sinkhorn_knopp(t, teacher_temp)
         if self.centering:
             t = t - self.center
         return F.softmax(t / teacher_temp, dim=-1)
@@ -91,7 +120,7 @@ class DINOLoss(nn.Module):
                 n_pairs += 1
         if n_pairs == 0:
             raise ValueError("DINOLoss needs at least two views (no pair with i != j)")
-        if self.centering:
+        if self.centering and not self.sinkhorn:
             self.update_center(teacher_logits)
         return total / n_pairs
 

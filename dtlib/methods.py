@@ -93,24 +93,26 @@ class DINO(nn.Module):
 
     Args:
         backbone: module with an `embed_dim` attribute.
-        out_dim, hidden_dim, bottleneck_dim, head_layers, norm_last_layer: DINO head settings.
+        out_dim, hidden_dim, bottleneck_dim, head_layers, norm_last_layer, head_bn: DINO head settings.
         student_temp: student softmax temperature.
         teacher_temp: teacher temperature used when `forward` is not given one.
         center_momentum: EMA momentum of the centre.
         centering: ablation switch; False removes centering.
+        centering_method: 'ema' (DINO's centre) or 'sinkhorn' (Sinkhorn-Knopp, as DINOv2).
         n_global: number of global views (the teacher sees only these; they come first in `views`).
     """
 
     def __init__(self, backbone: nn.Module, out_dim: int = 4096, hidden_dim: int = 2048,
                  bottleneck_dim: int = 256, head_layers: int = 3, norm_last_layer: bool = True,
                  student_temp: float = 0.1, teacher_temp: float = 0.04, center_momentum: float = 0.9,
-                 centering: bool = True, n_global: int = 2):
+                 centering: bool = True, n_global: int = 2, head_bn: bool = False, centering_method: str = "ema"):
         super().__init__()
-        head = DINOHead(backbone.embed_dim, out_dim, hidden_dim, bottleneck_dim, head_layers, norm_last_layer)
+        head = DINOHead(backbone.embed_dim, out_dim, hidden_dim, bottleneck_dim, head_layers, norm_last_layer,
+                        use_bn=head_bn)
         self.student = Student(backbone, head)
         self.teacher = _without_drop_path(copy.deepcopy(self.student))
         self.teacher.requires_grad_(False)
-        self.loss_fn = DINOLoss(out_dim, student_temp, center_momentum, centering)
+        self.loss_fn = DINOLoss(out_dim, student_temp, center_momentum, centering, centering_method)
         self.teacher_temp = teacher_temp
         self.n_global = n_global
 
@@ -127,6 +129,7 @@ class DINO(nn.Module):
             batch = views[0].shape[0]
             logs = {
                 "teacher_entropy": diagnostics.entropy(probs),
+                "teacher_marginal_entropy": diagnostics.marginal_entropy(probs),
                 "kl": diagnostics.kl_divergence(probs, student_logits[1].detach(), self.loss_fn.student_temp),
                 "emb_std": diagnostics.embedding_std(feats[:batch].detach()),
             }

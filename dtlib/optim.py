@@ -6,18 +6,23 @@ import torch
 from torch import nn
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Two groups: weights (decayed, LARS-adapted) and biases / norm gains (neither)."""
-    decay, no_decay = [], []
+def param_groups(model: nn.Module, weight_decay: float, head_lr_scale: float = 1.0) -> list[dict]:
+    """Weights (decayed, LARS-adapted) and biases / norm gains (neither), each split into the DINO
+    head (the student's `head`, whose `lr_mult` is `head_lr_scale`) and the rest (`lr_mult` 1); the
+    training loop sets each group's lr to the scheduled lr × `lr_mult`. Empty groups are dropped."""
+    groups = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
         # 1-d tensors are biases and BatchNorm/LayerNorm gains; the DINO weight-norm gain is (K, 1).
-        (no_decay if p.ndim <= 1 or name.endswith("weight_g") else decay).append(p)
-    return [
-        {"params": decay, "weight_decay": weight_decay, "lars": True, "decay": True},
-        {"params": no_decay, "weight_decay": 0.0, "lars": False, "decay": False},
-    ]
+        decay = not (p.ndim <= 1 or name.endswith("weight_g"))
+        scale = head_lr_scale if name.startswith("student.head.") else 1.0
+        key = (decay, scale)
+        if key not in groups:
+            groups[key] = {"params": [], "weight_decay": weight_decay if decay else 0.0, "lars": decay,
+                           "decay": decay, "lr_mult": scale}
+        groups[key]["params"].append(p)
+    return list(groups.values())
 
 
 # The Barlow Twins reference trains biases and norm gains at a much smaller rate than the weights
@@ -69,15 +74,17 @@ class LARS(torch.optim.Optimizer):
             torch._foreach_add_(params, bufs, alpha=-lr)
 
 
-def build_optimizer(name: str, model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+def build_optimizer(name: str, model: nn.Module, lr: float, weight_decay: float,
+                    head_lr_scale: float = 1.0) -> torch.optim.Optimizer:
     """'adamw', 'sgd' or 'lars' over `param_groups(model)`; fused kernels on CUDA."""
-    groups = param_groups(model, weight_decay)
+    groups = param_groups(model, weight_decay, head_lr_scale)
     on_cuda = next(model.parameters()).is_cuda
     if name == "adamw":
         return torch.optim.AdamW(groups, lr=lr, fused=on_cuda or None)
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=0.9, fused=on_cuda or None)
     if name == "lars":
-        groups[1]["lr_scale"] = BIAS_LR_SCALE
+        for group in groups:
+            group["lr_scale"] = 1.0 if group["lars"] else BIAS_LR_SCALE
         return LARS(groups, lr=lr)
     raise ValueError(f"unknown optimizer {name!r}: choose adamw, sgd or lars")

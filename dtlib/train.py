@@ -125,7 +125,7 @@ def epoch_permutation(seed: int, epoch: int, n: int, device: torch.device) -> to
 def set_hyperparameters(optimizer: torch.optim.Optimizer, schedules: dict[str, np.ndarray], step: int) -> None:
     """This step's scheduled lr, and weight decay on the groups that decay."""
     for group in optimizer.param_groups:
-        group["lr"] = float(schedules["lr"][step])
+        group["lr"] = float(schedules["lr"][step]) * group.get("lr_mult", 1.0)  # get: older checkpoints
         if group["decay"]:
             group["weight_decay"] = float(schedules["weight_decay"][step])
 
@@ -272,10 +272,11 @@ def fit(cfg: Config, data: tuple[Split, Split] | None = None, callbacks: Sequenc
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     model = distributed.sync_batchnorm(model, device)
-    optimizer = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay)
+    optimizer = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay, cfg.head_lr_scale)
     dtype = amp_dtype(device, cfg.amp)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)  # bf16 and fp32 need no scaling
     schedules = build_schedules(cfg, steps_per_epoch)
+    freeze_steps = round(cfg.freeze_last_layer * steps_per_epoch)  # a fraction of an epoch counts steps
     generator = torch.Generator(device=device).manual_seed(cfg.seed)  # the augmentations' own random stream
     view_maker = build_view_maker(cfg)  # channels_last views when cfg.channels_last
     # DDP averages the student's gradients over the ranks; the teacher (no gradients) stays out of it.
@@ -321,7 +322,7 @@ def fit(cfg: Config, data: tuple[Split, Split] | None = None, callbacks: Sequenc
             logs = train_step(model, step_fn, optimizer, scaler, views, dtype,
                               teacher_temp=float(schedules["teacher_temp"][step]),
                               momentum=float(schedules["momentum"][step]), clip_grad=cfg.clip_grad,
-                              freeze_last_layer=epoch < cfg.freeze_last_layer,
+                              freeze_last_layer=step < freeze_steps,
                               check_finite=device.type == "cpu" and shard[1] == 1)  # a skipped step would stall DDP
             log.add(step, logs, len(batch))
             pbar.update(1)
@@ -405,7 +406,7 @@ def run(cfg: Config, data: tuple[Split, Split] | None = None, resume: bool = Fal
         return metrics
     metrics.update(evaluate_config(cfg, result.model, eval_data(cfg, raw)))
     tail = result.history[-20:]  # the last logged steps, averaged: one step is noisy
-    for key in ("teacher_entropy", "emb_std", "loss"):
+    for key in ("teacher_entropy", "teacher_marginal_entropy", "emb_std", "loss"):
         if tail and key in tail[-1]:
             metrics[f"final_{key}"] = sum(row[key] for row in tail) / len(tail)
     metrics["config"] = dataclasses.asdict(cfg)

@@ -25,20 +25,29 @@ import time
 from pathlib import Path
 
 from dtlib.config import make_config
+from dtlib.diagnostics import collapse_verdict
 
-ROWS = [  # (name, method, overrides); "random_init" evaluates the untrained backbone
+# (name, method, overrides); "random_init" evaluates the untrained backbone. "Full" is the cpu-mini recipe
+# (Sinkhorn-Knopp centring, teacher temperature fixed at 0.02: results/dino_recipe.md); each ablation row
+# removes or reverts one safeguard.
+DINO_TEMP_WARMUP = {"teacher_temp_warmup": "true", "warmup_teacher_temp": "0.04", "teacher_temp": "0.07"}
+ROWS = [
     ("Random init (no training)", "random_init", {}),
     ("Barlow Twins", "barlow_twins", {}),
     ("DINO (full)", "dino", {}),
     ("DINO Twins (full)", "dinotwins", {}),
+    ("DINO Twins, beta = 0", "dinotwins", {"beta": "0"}),
     ("DINO, no centering", "dino", {"centering": "false"}),
     ("DINO Twins, no centering", "dinotwins", {"centering": "false"}),
-    ("DINO, no teacher-temp warm-up", "dino", {"teacher_temp_warmup": "false"}),
-    ("DINO Twins, no teacher-temp warm-up", "dinotwins", {"teacher_temp_warmup": "false"}),
+    ("DINO, EMA centre (DINO's) instead of Sinkhorn-Knopp", "dino", {"centering_method": "ema"}),
+    ("DINO Twins, EMA centre instead of Sinkhorn-Knopp", "dinotwins", {"centering_method": "ema"}),
+    ("DINO, DINO's teacher-temp warm-up (0.04 -> 0.07)", "dino", DINO_TEMP_WARMUP),
+    ("DINO Twins, DINO's teacher-temp warm-up (0.04 -> 0.07)", "dinotwins", DINO_TEMP_WARMUP),
     ("DINO, fixed teacher momentum", "dino", {"momentum_schedule": "fixed"}),
     ("DINO Twins, fixed teacher momentum", "dinotwins", {"momentum_schedule": "fixed"}),
 ]
-METRICS = ("linear_top1", "knn_top1_k20", "final_teacher_entropy", "final_emb_std", "train_seconds")
+METRICS = ("linear_top1", "knn_top1_k20", "final_teacher_entropy", "final_teacher_marginal_entropy", "final_emb_std",
+           "train_seconds")
 
 
 def command(method: str, overrides: dict[str, str], seed: int, out: Path, data_dir: str,
@@ -108,19 +117,26 @@ def summarise(selected: list[tuple[str, str, dict]], jobs_by_row: dict[str, list
     return rows
 
 
-def markdown(rows: list[dict], header: str) -> str:
+def markdown(rows: list[dict], header: str, k: int) -> str:
     """The table as Markdown."""
     def cell(row: dict, key: str, digits: int) -> str:
         if f"{key}_mean" not in row:
             return "—"
         return f"{row[f'{key}_mean']:.{digits}f} ± {row[f'{key}_std']:.{digits}f}"
 
+    def verdict(row: dict) -> str:
+        if "final_teacher_entropy_values" not in row:
+            return "—"
+        states = [collapse_verdict(h, hm, k) for h, hm in zip(row["final_teacher_entropy_values"],
+                                                             row["final_teacher_marginal_entropy_values"])]
+        return ", ".join(f"{states.count(s)}× {s}" for s in dict.fromkeys(states))
+
     lines = [header, "", "| run | seeds | linear top-1 (%) | kNN top-1 k=20 (%) | teacher entropy (nats) | "
-                         "embedding std | train s |", "|---|---|---|---|---|---|---|"]
+                         "batch-mean entropy (nats) | teacher | embedding std | train s |", "|" + "---|" * 9]
     for r in rows:
         lines.append(f"| {r['name']} | {r['seeds']} | {cell(r, 'linear_top1', 2)} | {cell(r, 'knn_top1_k20', 2)} | "
-                     f"{cell(r, 'final_teacher_entropy', 3)} | {cell(r, 'final_emb_std', 4)} | "
-                     f"{cell(r, 'train_seconds', 0)} |")
+                     f"{cell(r, 'final_teacher_entropy', 3)} | {cell(r, 'final_teacher_marginal_entropy', 3)} | "
+                     f"{verdict(r)} | {cell(r, 'final_emb_std', 4)} | {cell(r, 'train_seconds', 0)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -146,7 +162,7 @@ def main() -> int:
             out = Path(args.runs) / f"{slug}_seed{seed}"
             jobs.append((command(method, overrides, seed, out, args.data_dir, args.set), out))
             by_row[name].append(out)
-    run_all(jobs, args.jobs)
+    run_all(sorted(jobs, key=lambda job: int(job[0][job[0].index("--seed") + 1])), args.jobs)  # seed 0 first
     rows = summarise(rows, by_row)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     hardware = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, " \
@@ -161,9 +177,10 @@ def main() -> int:
     header = (f"# Ablation (cpu-mini, {result['data']}, seeds {args.seeds})\n\n"
               f"Command: `{result['command']}` at commit {commit}; each run is e.g. `{example}`.\n"
               f"Hardware: {hardware}. Mean ± std over seeds; teacher entropy and embedding std are the means "
-              f"of the last 20 logged steps (ceiling ln K = ln {k} ≈ {math.log(k):.2f} nats).")
-    (Path(args.results) / f"{args.name}.md").write_text(markdown(rows, header))
-    print(markdown(rows, header))
+              f"of the last 20 logged steps (ceiling ln K = ln {k} ≈ {math.log(k):.2f} nats); the teacher column "
+              f"is the collapse verdict of each seed (`dtlib.diagnostics.collapse_verdict`).")
+    (Path(args.results) / f"{args.name}.md").write_text(markdown(rows, header, k))
+    print(markdown(rows, header, k))
     return 0
 
 

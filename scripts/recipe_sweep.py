@@ -52,7 +52,9 @@ def main() -> int:
     if hasattr(result.model, "student"):
         student = _Backbone(result.model.student.backbone)
         scores["student_linear_top1"] = evaluate_config(cfg, student, data)["linear_top1"]
-    last = {k: round(v, 3) for k, v in result.history[-1].items() if k in ("loss", "teacher_entropy", "emb_std")}
+    tail = result.history[-20:]
+    last = {f"final_{k}": round(sum(r[k] for r in tail) / len(tail), 3)
+            for k in ("loss", "teacher_entropy", "teacher_marginal_entropy", "emb_std") if k in tail[-1]}
     line = json.dumps({"overrides": overrides, "steps": result.step, "train_seconds": round(result.seconds),
                        **{k: round(v, 2) for k, v in scores.items()}, **last})
     print(line)

@@ -114,8 +114,11 @@ def test_schedules_follow_the_ablation_switches():
     cfg = make_config("cpu-mini", epochs=4, teacher_temp_warmup=False, momentum_schedule="fixed")
     s = build_schedules(cfg, steps_per_epoch=10)
     assert (s["teacher_temp"] == cfg.teacher_temp).all() and (s["momentum"] == cfg.momentum_teacher).all()
-    s = build_schedules(make_config("cpu-mini", epochs=4), steps_per_epoch=10)
-    assert s["teacher_temp"][0] == pytest.approx(0.04) and s["momentum"][-1] > s["momentum"][0]
+    warm = make_config("cpu-mini", epochs=4, teacher_temp_warmup=True, warmup_teacher_temp=0.04, teacher_temp=0.07,
+                       warmup_teacher_temp_epochs=2)
+    s = build_schedules(warm, steps_per_epoch=10)
+    assert s["teacher_temp"][0] == pytest.approx(0.04) and s["teacher_temp"][20:].tolist() == [0.07] * 20
+    assert s["momentum"][-1] > s["momentum"][0]
     assert len(s["lr"]) == 40 and s["lr"].max() == pytest.approx(make_config("cpu-mini").lr * 128 / 256)
 
 
