@@ -113,12 +113,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     # native 32 px (a network trained on 16-px crops probes better at 32 px, and so does random init).
     # DINO's teacher (results/dino_recipe.md): DINO's EMA centre ends uniform within this epoch whatever
     # the head, lr or crops; Sinkhorn-Knopp centring with a sharp, fixed teacher temperature (0.01)
-    # keeps it live and makes DINO learn; beta = 0.01 lets the DINO term count in DINO Twins (the
-    # Barlow Twins loss is 20-60x DINO's here, so beta >= 0.05 leaves DINO Twins at Barlow Twins' level).
+    # keeps it live and makes DINO learn. beta = 0.002 lets the DINO term lead in DINO Twins: the
+    # Barlow Twins loss is 20-60x DINO's here, so beta >= 0.05 leaves DINO Twins at Barlow Twins' level.
     "cpu-mini": dict(
         backbone="resnet_mini", device="cpu", data_size=16, image_size=16, local_size=8, n_local=2,
         subset=0, epochs=1, batch_size=128, optimizer="adamw", lr=4e-3, weight_decay=1e-4, warmup_epochs=0.05,
-        proj_dims=(512, 512, 512), out_dim=1024, head_hidden_dim=512, bottleneck_dim=128, beta=0.01,
+        proj_dims=(512, 512, 512), out_dim=1024, head_hidden_dim=512, bottleneck_dim=128, beta=0.002,
         freeze_last_layer=0, momentum_teacher=0.9, channels_last=True,
         centering_method="sinkhorn", teacher_temp=0.01, teacher_temp_warmup=False,
         log_every=10, save_every=1, probe_epochs=50, eval_batch_size=1024, eval_subset=10000,
