@@ -104,6 +104,18 @@ PRESETS: dict[str, dict[str, Any]] = {
         _GPU_COMMON, backbone="vit_tiny", optimizer="adamw", lr=5e-4, weight_decay=0.04,
         weight_decay_end=0.4, clip_grad=3.0, warmup_epochs=10, channels_last=False,
     ),
+    # Lessons on a GPU: what the notebooks train on CUDA, sized so that each notebook's runs (three in 02,
+    # four in 03) fit about 20 minutes of a Colab T4 by `python -m dtlib bench --preset NAME` (counted
+    # FLOPs at 30 % of peak; not yet timed on a T4). A short run takes cpu-mini's measured DINO recipe
+    # (Sinkhorn-Knopp, a sharp fixed teacher temperature, a small beta, a fast teacher).
+    "cifar10-resnet18-lesson": dict(_GPU_COMMON, backbone="resnet18", epochs=8, n_local=2, warmup_epochs=1,
+                                    teacher_temp=0.01, teacher_temp_warmup=False, beta=0.002,
+                                    momentum_teacher=0.99, freeze_last_layer=0, probe_epochs=50),
+    "cifar10-vit-tiny-lesson": dict(
+        _GPU_COMMON, backbone="vit_tiny", optimizer="adamw", lr=5e-4, weight_decay=0.04, weight_decay_end=0.4,
+        clip_grad=3.0, channels_last=False, epochs=10, n_local=2, warmup_epochs=1, teacher_temp=0.01,
+        teacher_temp_warmup=False, beta=0.002, momentum_teacher=0.99, freeze_last_layer=0, probe_epochs=50,
+    ),
     # Sized for 2 CPU cores (Barlow Twins trains in about 2 minutes, DINO and DINO Twins in about 3):
     # CIFAR-10 resized to 16 px, a small ResNet, one epoch of all 50k images, small heads, 2 local
     # crops. Choices measured on the shared JPEG copy (results/cpu_recipe.md): one epoch of 50k beats

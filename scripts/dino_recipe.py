@@ -28,6 +28,7 @@ from dtlib.train import eval_data, evaluate_config, fit
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results" / "dino_recipe.json"
+TABLE_START, TABLE_END = "<!-- rows: written by scripts/dino_recipe.py -->", "<!-- end of rows -->"
 
 # name -> (what it tests, overrides of the cpu-mini preset as of the study's start). The preset later
 # adopted the winning settings; rows keep the overrides they ran with (`config` in the JSON).
@@ -194,7 +195,9 @@ def main() -> int:
                 save_row(row)
                 print(json.dumps({k: v for k, v in row.items() if k not in ("entropy_trajectory", "config")}))
     rows = load_rows()
-    (ROOT / "results" / "dino_recipe_table.md").write_text(report(rows) + "\n")
+    md = ROOT / "results" / "dino_recipe.md"  # the table goes between its two markers
+    before, _, rest = md.read_text().partition(TABLE_START)
+    md.write_text(before + TABLE_START + "\n" + report(rows) + "\n" + TABLE_END + rest.partition(TABLE_END)[2])
     plot(rows, ROOT / "images" / "dino_recipe_entropy.png")
     return 0
 
