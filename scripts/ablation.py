@@ -151,6 +151,8 @@ def main() -> int:
     parser.add_argument("--rows", default=f"0-{len(ROWS) - 1}", help="row indices, e.g. 0-3 or 0,2,5")
     parser.add_argument("--name", default="ablation", help="results file name (without extension)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--summarise-only", action="store_true",
+                        help="train nothing: summarise the runs that finished (rows report their seed count)")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     rows = [ROWS[i] for i in parse_rows(args.rows)]
@@ -162,7 +164,8 @@ def main() -> int:
             out = Path(args.runs) / f"{slug}_seed{seed}"
             jobs.append((command(method, overrides, seed, out, args.data_dir, args.set), out))
             by_row[name].append(out)
-    run_all(sorted(jobs, key=lambda job: int(job[0][job[0].index("--seed") + 1])), args.jobs)  # seed 0 first
+    if not args.summarise_only:
+        run_all(sorted(jobs, key=lambda job: int(job[0][job[0].index("--seed") + 1])), args.jobs)  # seed 0 first
     rows = summarise(rows, by_row)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     hardware = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, " \

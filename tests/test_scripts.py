@@ -38,6 +38,11 @@ def test_ablation_runs_the_chosen_rows_and_writes_named_results(tiny_image_folde
     # A second call finds both metrics.json files and runs nothing.
     again = run_ablation(*common, "--rows", "0-1", "--name", "two_rows", cwd=tmp_path)
     assert again.returncode == 0 and "running:" not in again.stdout
+    # --summarise-only trains nothing: a row without runs is reported with 0 seeds.
+    summary = run_ablation(*common, "--rows", "0-2", "--name", "three_rows", "--summarise-only", cwd=tmp_path)
+    assert summary.returncode == 0 and "running:" not in summary.stdout, summary.stdout + summary.stderr
+    rows = json.loads((tmp_path / "results" / "three_rows.json").read_text())["rows"]
+    assert [row["seeds"] for row in rows] == [1, 1, 0]
 
 
 def test_ablation_refuses_a_row_that_does_not_exist(tmp_path):
