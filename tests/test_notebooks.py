@@ -25,7 +25,8 @@ RECIPE_SCALES = ("global_scale", "local_scale")
 # What each teaching notebook checks its own code against, with torch.testing.assert_close.
 CHECKED_AGAINST = {
     "01_barlow_twins": ["barlow_twins_loss(", "cross_correlation("],
-    "02_dino": ["model.loss_fn(", "model.update_teacher(", "model.loss_fn.center"],
+    "02_dino": ["ema_loss(", "ema_loss.center", "model.update_teacher(", "sinkhorn_knopp(",
+                "model.loss_fn.teacher_probs(", "model.loss_fn("],
     "03_dinotwins": ["model(views", "cfg.beta *"],
 }
 
