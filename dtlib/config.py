@@ -104,11 +104,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         _GPU_COMMON, backbone="vit_tiny", optimizer="adamw", lr=5e-4, weight_decay=0.04,
         weight_decay_end=0.4, clip_grad=3.0, warmup_epochs=10, channels_last=False,
     ),
-    # Lessons on a GPU: what the notebooks train on CUDA, sized so that each notebook's runs (three in 02,
-    # four in 03) fit about 20 minutes of a Colab T4 by `python -m dtlib bench --preset NAME` (counted
+    # Lessons on a GPU: what the notebooks train on CUDA, sized so that each notebook's runs (four in 02,
+    # six in 03) fit about 20 minutes of a Colab T4 by `python -m dtlib bench --preset NAME` (counted
     # FLOPs at 30 % of peak; not yet timed on a T4). A short run takes cpu-mini's measured DINO recipe
     # (Sinkhorn-Knopp, a sharp fixed teacher temperature, a small beta, a fast teacher).
-    "cifar10-resnet18-lesson": dict(_GPU_COMMON, backbone="resnet18", epochs=8, n_local=2, warmup_epochs=1,
+    "cifar10-resnet18-lesson": dict(_GPU_COMMON, backbone="resnet18", epochs=6, n_local=2, warmup_epochs=1,
                                     teacher_temp=0.01, teacher_temp_warmup=False, beta=0.002,
                                     momentum_teacher=0.99, freeze_last_layer=0, probe_epochs=50),
     "cifar10-vit-tiny-lesson": dict(
