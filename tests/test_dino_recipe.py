@@ -131,6 +131,6 @@ def final_entropy_ratio(tmp_path, name, **recipe) -> float:
 
 @pytest.mark.slow
 def test_recommended_recipe_keeps_the_teacher_alive_where_the_old_one_ends_uniform(tmp_path):
-    """32 steps on coloured squares (measured: old 0.985, cpu-mini 0.826 of ln K)."""
+    """32 steps on coloured squares (measured: old 0.985, cpu-mini 0.684 of ln K; 0.826 at teacher temp 0.02)."""
     assert final_entropy_ratio(tmp_path, "old", **OLD_RECIPE) > 0.95
     assert final_entropy_ratio(tmp_path, "new") < 0.9  # the cpu-mini preset as it stands
