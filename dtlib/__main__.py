@@ -13,7 +13,7 @@ import torch
 
 from . import distributed
 from .checkpoint import CheckpointError
-from .config import BACKBONES, METHODS, ConfigError, make_config
+from .config import BACKBONES, EVAL_SPLITS, METHODS, ConfigError, make_config, validate
 from .data import DataError
 from .train import TrainingError
 
@@ -48,7 +48,8 @@ def _overrides(rest: list[str]) -> dict[str, str]:
 
 
 def _print_metrics(metrics: dict[str, Any]) -> None:
-    print(f"\n{metrics['method']} / {metrics['backbone']}  ({metrics['train_seconds']} s of training)")
+    print(f"\n{metrics['method']} / {metrics['backbone']}  ({metrics['train_seconds']} s of training), "
+          f"scored on the {metrics.get('split', 'test')} split")
     for key in ("linear_top1", "linear_top5", "knn_top1_k20", "knn_top1_k200"):
         if key in metrics:
             print(f"  {key:<14} {metrics[key]:6.2f} %")
@@ -109,7 +110,9 @@ def cmd_eval(args: argparse.Namespace, rest: list[str]) -> int:
         model, cfg = load_trained(args.checkpoint)
         source = str(args.checkpoint)
     cfg = dataclasses.replace(cfg, device=str(resolve_device(args.device)),
-                              data_dir=args.data_dir if args.data_dir is not None else cfg.data_dir)
+                              data_dir=args.data_dir if args.data_dir is not None else cfg.data_dir,
+                              eval_split=args.split or cfg.eval_split)
+    validate(cfg)
     train, test = eval_data(cfg)  # the run's dataset, at the evaluation size
     model.to(cfg.device)
     metrics: dict[str, Any] = {"method": "random_init" if args.random_init else cfg.method,
@@ -155,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", dest="data_dir")
     p.add_argument("--out")
     p.add_argument("--device", default="auto")
+    p.add_argument("--split", choices=EVAL_SPLITS,
+                   help="score the validation hold-out (recipe choices) or the test split (final rows); "
+                        "default: the run's eval_split")
     sub.add_parser("bench", help="images/s of a training step per method and backbone", add_help=False)
     args, rest = parser.parse_known_args(argv)
     commands = {"train": cmd_train, "eval": cmd_eval, "bench": cmd_bench}

@@ -14,6 +14,7 @@ CENTERING_METHODS = ("ema", "sinkhorn")
 OPTIMIZERS = ("lars", "sgd", "adamw")
 MOMENTUM_SCHEDULES = ("cosine", "fixed", "zero")
 WANDB_MODES = ("disabled", "offline", "online")
+EVAL_SPLITS = ("val", "test")
 
 
 class ConfigError(ValueError):
@@ -29,7 +30,8 @@ class Config:
     dataset: str = "cifar10"  # cifar10 | cifar100 | imagefolder
     data_dir: str | None = None  # None: $DTLIB_DATA or ~/.cache/dtlib/data
     out: str = "runs/latest"  # checkpoint.pt, metrics.jsonl, metrics.json go here
-    subset: int = 0  # train on this many images (a fixed random subset); 0 = the whole train split
+    val_fraction: float = 0.1  # class-stratified hold-out of the train split, never trained on (5,000 of 50,000)
+    subset: int = 0  # train on this many images (a fixed random subset of the rest); 0 = all of the rest
     data_size: int = 0  # resize every image to this size once for training (and the kNN monitor); 0 = native
     eval_size: int = 0  # image size of the final probe and kNN; 0 = native (32 for CIFAR), even under data_size
     # optimisation
@@ -84,6 +86,7 @@ class Config:
     knn_every: int = 0  # epochs between online kNN reports on the test split (0 = off)
     probe_epochs: int = 100
     eval_subset: int = 0  # linear probe / kNN fitted on this many train images (fixed random subset); 0 = all
+    eval_split: str = "test"  # what the final probe and kNN score: val (recipe choices) | test (final rows only)
     eval_batch_size: int = 1024
     wandb: str = "disabled"  # disabled | offline | online
 
@@ -154,6 +157,10 @@ def validate(cfg: Config) -> Config:
     _check(cfg.centering_method in CENTERING_METHODS,
            f"unknown centering_method {cfg.centering_method!r}: choose one of {CENTERING_METHODS}")
     _check(cfg.bt_pairs in BT_PAIRS, f"unknown bt_pairs {cfg.bt_pairs!r}: choose one of {BT_PAIRS}")
+    _check(cfg.eval_split in EVAL_SPLITS, f"unknown eval_split {cfg.eval_split!r}: choose one of {EVAL_SPLITS}")
+    _check(0 <= cfg.val_fraction < 1, f"val_fraction must be in [0, 1), got {cfg.val_fraction}")
+    _check(cfg.eval_split != "val" or cfg.val_fraction > 0,
+           "eval_split 'val' needs a validation hold-out: set val_fraction > 0 (e.g. 0.1)")
     _check(cfg.wandb in WANDB_MODES, f"unknown wandb mode {cfg.wandb!r}: choose one of {WANDB_MODES}")
     _check(cfg.batch_size >= 2, f"batch_size must be >= 2 (batch statistics need two samples), got {cfg.batch_size}")
     _check(cfg.epochs >= 1, f"epochs must be >= 1, got {cfg.epochs}")

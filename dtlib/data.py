@@ -24,6 +24,7 @@ except ImportError:
 
 __all__ = [
     "DATASETS",
+    "DATA_SEED",
     "IMAGE_EXTENSIONS",
     "SPLITS",
     "DataError",
@@ -32,12 +33,17 @@ __all__ = [
     "default_data_dir",
     "load_dataset",
     "load_split",
+    "random_subset",
+    "split_validation",
 ]
 
 DATASETS = ("cifar10", "cifar100", "imagefolder")
 SPLITS = ("train", "test")
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 
+# Every data subset (the validation hold-out, a training subset, the probe's subset) is drawn with this
+# seed, never the run's: the runs of a comparison, whatever their seeds, see the same images.
+DATA_SEED = 12345
 _CACHE_VERSION = 1  # part of every cache key: bump it when the cache layout changes so old files are ignored
 _DECODE_CHUNK = 4096  # files read per decode call: bounds the encoded bytes held in memory at once
 _JPEG_MAGIC = b"\xff\xd8\xff"
@@ -122,6 +128,34 @@ def resize_split(split: Split, size: int, batch_size: int = 4096) -> Split:
         y = torch.nn.functional.interpolate(x.float(), size=(size, size), mode="bilinear", antialias=True)
         chunks.append(y.round().clamp(0, 255).to(torch.uint8))  # (b, 3, size, size)
     return Split(torch.cat(chunks), split.labels, split.classes)
+
+
+def split_validation(train: Split, fraction: float) -> tuple[Split, Split]:
+    """(rest, val): a fixed, class-stratified hold-out of `fraction` of each class (drawn with DATA_SEED).
+
+    Self-supervised training and the probe's fit see only `rest`; recipe choices are scored on `val`,
+    so the test split is left to report the final rows."""
+    if fraction <= 0:
+        return train, Split(train.images[:0], train.labels[:0], train.classes)
+    g = torch.Generator().manual_seed(DATA_SEED)
+    val_idx = []
+    for c in train.labels.unique(sorted=True).tolist():
+        members = (train.labels == c).nonzero().flatten()  # (n_c,) in load order
+        n_val = round(fraction * len(members))
+        val_idx.append(members[torch.randperm(len(members), generator=g)[:n_val]])
+    is_val = torch.zeros(len(train), dtype=torch.bool)
+    is_val[torch.cat(val_idx)] = True
+    rest, val = (~is_val).nonzero().flatten(), is_val.nonzero().flatten()  # both in load order
+    return (Split(train.images[rest], train.labels[rest], train.classes),
+            Split(train.images[val], train.labels[val], train.classes))
+
+
+def random_subset(split: Split, n: int) -> Split:
+    """A fixed random subset of `n` images (drawn with DATA_SEED); the whole split when n is 0 or too large."""
+    if not n or n >= len(split):
+        return split
+    idx = torch.randperm(len(split), generator=torch.Generator().manual_seed(DATA_SEED))[:n]
+    return Split(split.images[idx], split.labels[idx], split.classes)
 
 
 def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:

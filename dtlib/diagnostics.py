@@ -11,7 +11,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["entropy", "marginal_entropy", "kl_divergence", "embedding_std", "collapse_verdict"]
+__all__ = ["entropy", "marginal_entropy", "kl_divergence", "embedding_std", "sinkhorn_floor", "MIN_RAW_INFORMATION",
+           "raw_information", "collapse_verdict", "verdict_from_logs"]
 
 
 def entropy(probs: torch.Tensor) -> torch.Tensor:
@@ -39,11 +40,46 @@ def embedding_std(z: torch.Tensor) -> torch.Tensor:
     return F.normalize(z.float(), dim=-1).std(0).mean()
 
 
-def collapse_verdict(teacher_entropy: float, marginal_entropy: float, n_prototypes: int) -> str:
-    """'uniform collapse' (every sample's target near uniform: entropy > 0.85 ln K), 'one-prototype
-    collapse' (the batch-mean target on fewer than ~e prototypes: marginal entropy < 1 nat) or 'live'."""
+def raw_information(raw_entropy: float, raw_marginal_entropy: float) -> float:
+    """Information (nats) the raw teacher's prototype carries about the image: H(mean p) − mean H(p)."""
+    return raw_marginal_entropy - raw_entropy
+
+
+def sinkhorn_floor(n_prototypes: int, batch_size: int) -> float:
+    """ln(K/B): with B < K, Sinkhorn-Knopp spreads each sample's target over at least ~K/B prototypes
+    (every prototype gets 1/K of a batch of B), so its per-image entropy cannot go much below this; 0 if B ≥ K."""
+    return max(math.log(n_prototypes / batch_size), 0.0)
+
+
+# A teacher whose own assignment of images to prototypes tells apart fewer than ten equally likely groups
+# (CIFAR-10's classes) carries less about an image than its label would: an untrained cpu-mini ResNet's
+# raw teacher reads 0.4-0.6 nats at temperatures 0.005-0.02 (it sends a batch to 4 prototypes).
+MIN_RAW_INFORMATION = math.log(10)
+
+
+def collapse_verdict(teacher_entropy: float, marginal_entropy: float, n_prototypes: int, *,
+                     raw_entropy: float, raw_marginal_entropy: float) -> str:
+    """What the teacher's targets (after centring) and the raw teacher (its softmax before centring) say:
+
+    'uniform collapse' — every target near uniform (entropy > 0.85 ln K);
+    'one-prototype collapse' — the batch-mean target on fewer than ~e prototypes (< 1 nat);
+    'image-blind' — the targets look healthy, but the raw teacher's information about the image,
+        H(batch-mean raw) − mean H(raw), is below ln 10: the balance comes from the centring
+        (Sinkhorn-Knopp makes any network's targets balanced), not from the network; an untrained one
+        reads so;
+    'live' otherwise.
+    """
     if teacher_entropy > 0.85 * math.log(n_prototypes):
         return "uniform collapse"
     if marginal_entropy < 1.0:
         return "one-prototype collapse"
+    if raw_information(raw_entropy, raw_marginal_entropy) < MIN_RAW_INFORMATION:
+        return "image-blind"
     return "live"
+
+
+def verdict_from_logs(logs: dict[str, float], n_prototypes: int) -> str:
+    """`collapse_verdict` of a logged row (or the mean of the last rows: `dtlib.train.final_logs`)."""
+    return collapse_verdict(logs["teacher_entropy"], logs["teacher_marginal_entropy"], n_prototypes,
+                            raw_entropy=logs["teacher_raw_entropy"],
+                            raw_marginal_entropy=logs["teacher_raw_marginal_entropy"])

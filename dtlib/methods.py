@@ -126,10 +126,15 @@ class DINO(nn.Module):
             teacher_logits = list(self.teacher.head(t_feats).chunk(self.n_global))
             # Diagnostics use the centre *before* this step's update, i.e. the targets the loss sees.
             probs = self.loss_fn.teacher_probs(teacher_logits[0], temp)
+            # The raw teacher (its softmax before any centring) shows what the network itself says about
+            # the image: Sinkhorn-Knopp balances the targets whatever the network does.
+            raw = torch.softmax(teacher_logits[0].float() / temp, dim=-1)  # (B, K)
             batch = views[0].shape[0]
             logs = {
                 "teacher_entropy": diagnostics.entropy(probs),
                 "teacher_marginal_entropy": diagnostics.marginal_entropy(probs),
+                "teacher_raw_entropy": diagnostics.entropy(raw),
+                "teacher_raw_marginal_entropy": diagnostics.marginal_entropy(raw),
                 "kl": diagnostics.kl_divergence(probs, student_logits[1].detach(), self.loss_fn.student_temp),
                 "emb_std": diagnostics.embedding_std(feats[:batch].detach()),
             }

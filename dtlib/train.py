@@ -29,7 +29,7 @@ from .build import build_method, build_schedules, build_view_maker
 from .checkpoint import check_compatible, load_checkpoint, save_checkpoint, set_rng_state
 from .cifar import dataset_stats
 from .config import Config, validate
-from .data import Split, load_dataset, resize_split
+from .data import Split, load_dataset, random_subset, resize_split, split_validation
 from .evaluate import evaluate, extract_features, knn_classify
 from .optim import build_optimizer
 
@@ -104,11 +104,18 @@ def _sized(cfg: Config, data: tuple[Split, Split] | None, size: int) -> tuple[Sp
 
 
 def train_subset(cfg: Config, train: Split) -> tuple[torch.Tensor, torch.Tensor]:
-    """The uint8 training images and labels: all, or a fixed random subset of `cfg.subset`."""
-    if not cfg.subset or cfg.subset >= len(train.images):
-        return train.images, train.labels
-    idx = torch.randperm(len(train.images), generator=torch.Generator().manual_seed(cfg.seed))[: cfg.subset]
-    return train.images[idx], train.labels[idx]
+    """The uint8 training images and labels: the train split less its validation hold-out, or a fixed
+    random subset of `cfg.subset` of that."""
+    rest = random_subset(split_validation(train, cfg.val_fraction)[0], cfg.subset)
+    return rest.images, rest.labels
+
+
+def probe_splits(cfg: Config, data: tuple[Split, Split]) -> tuple[Split, Split]:
+    """(fit, score): the probe and kNN are fitted on the train split less its validation hold-out (or
+    `cfg.eval_subset` of it) and score `cfg.eval_split` — the hold-out (val) or the test split."""
+    train, test = data
+    rest, val = split_validation(train, cfg.val_fraction)
+    return random_subset(rest, cfg.eval_subset), val if cfg.eval_split == "val" else test
 
 
 def steps_per_epoch(cfg: Config, train: Split) -> int:
@@ -258,6 +265,7 @@ def fit(cfg: Config, data: tuple[Split, Split] | None = None, callbacks: Sequenc
     callbacks = callbacks if main else ()
     train, test = prepare_data(cfg, data)
     images, labels = train_subset(cfg, train)
+    monitor = split_validation(train, cfg.val_fraction)[1] if cfg.val_fraction > 0 else test  # the kNN report's
     images = images.to(device)  # uint8 (N, 3, H, W), held on the device for the whole run
     n = len(images)
     steps_per_epoch = n // cfg.batch_size
@@ -338,8 +346,9 @@ def fit(cfg: Config, data: tuple[Split, Split] | None = None, callbacks: Sequenc
             if epoch_end:
                 info: dict[str, Any] = {"epoch": epoch, "step": done, "model": model, "images": images}
                 if cfg.knn_every and (epoch + 1) % cfg.knn_every == 0 and main:
-                    info.update(knn_report(model, images, labels, test, cfg.eval_batch_size, mean, std))
-                    pbar.write(f"epoch {epoch + 1}: kNN top-1 (test, report only) {info['knn_top1_k20']:.2f} %")
+                    info.update(knn_report(model, images, labels, monitor, cfg.eval_batch_size, mean, std))
+                    split = "val" if cfg.val_fraction > 0 else "test"
+                    pbar.write(f"epoch {epoch + 1}: kNN top-1 ({split}, report only) {info['knn_top1_k20']:.2f} %")
                 if save and main:
                     save_checkpoint(ckpt_path, model=model, optimizer=optimizer, scaler=scaler, step=done,
                                     config=cfg, generator=generator)
@@ -375,21 +384,25 @@ def knn_report(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, tes
     return knn_classify(train_f, labels.to(device), test_f, test.labels.to(device), ks=(20,))
 
 
-def evaluate_config(cfg: Config, model: nn.Module, data: tuple[Split, Split]) -> dict[str, float]:
-    """Linear probe + kNN of the method's evaluated backbone, fitted on the train split (or its
-    `cfg.eval_subset`, a fixed random subset) and reported on the whole test split."""
-    train, test = data
-    images, labels = train.images, train.labels
-    if cfg.eval_subset and cfg.eval_subset < len(labels):
-        idx = torch.randperm(len(labels), generator=torch.Generator().manual_seed(12345))[: cfg.eval_subset]
-        images, labels = images[idx], labels[idx]
+def evaluate_config(cfg: Config, model: nn.Module, data: tuple[Split, Split]) -> dict[str, Any]:
+    """Linear probe + kNN of the method's evaluated backbone, fitted on the train split less its validation
+    hold-out (or `cfg.eval_subset` of it) and scored on `cfg.eval_split` (see `probe_splits`)."""
+    fit_on, score_on = probe_splits(cfg, data)
     device = resolve_device(cfg.device)
     mean, std = dataset_stats(cfg.dataset)
-    metrics = evaluate(model.eval_backbone(), images.to(device), labels.to(device), test.images.to(device),
-                       test.labels.to(device), batch_size=cfg.eval_batch_size, probe_epochs=cfg.probe_epochs,
-                       seed=cfg.seed, mean=mean, std=std)
-    metrics["probe_train_images"] = len(labels)
+    metrics: dict[str, Any] = evaluate(
+        model.eval_backbone(), fit_on.images.to(device), fit_on.labels.to(device), score_on.images.to(device),
+        score_on.labels.to(device), batch_size=cfg.eval_batch_size, probe_epochs=cfg.probe_epochs, seed=cfg.seed,
+        mean=mean, std=std)
+    metrics.update(split=cfg.eval_split, probe_train_images=len(fit_on), scored_images=len(score_on))
     return metrics
+
+
+def final_logs(history: list[dict[str, float]], n: int = 20) -> dict[str, float]:
+    """The mean of every logged value over the last `n` logged steps (one step is noisy); {} if none."""
+    tail = history[-n:]
+    return {key: sum(row[key] for row in tail) / len(tail) for key in (tail[-1] if tail else {})
+            if key not in ("step", "epoch")}
 
 
 def run(cfg: Config, data: tuple[Split, Split] | None = None, resume: bool = False,
@@ -405,10 +418,11 @@ def run(cfg: Config, data: tuple[Split, Split] | None = None, resume: bool = Fal
     if result.interrupted or not distributed.is_main():  # under torchrun rank 0 alone evaluates
         return metrics
     metrics.update(evaluate_config(cfg, result.model, eval_data(cfg, raw)))
-    tail = result.history[-20:]  # the last logged steps, averaged: one step is noisy
-    for key in ("teacher_entropy", "teacher_marginal_entropy", "emb_std", "loss"):
-        if tail and key in tail[-1]:
-            metrics[f"final_{key}"] = sum(row[key] for row in tail) / len(tail)
+    final = final_logs(result.history)
+    for key in ("teacher_entropy", "teacher_marginal_entropy", "teacher_raw_entropy",
+                "teacher_raw_marginal_entropy", "emb_std", "loss"):
+        if key in final:
+            metrics[f"final_{key}"] = final[key]
     metrics["config"] = dataclasses.asdict(cfg)
     (result.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics

@@ -46,8 +46,8 @@ ROWS = [
     ("DINO, fixed teacher momentum", "dino", {"momentum_schedule": "fixed"}),
     ("DINO Twins, fixed teacher momentum", "dinotwins", {"momentum_schedule": "fixed"}),
 ]
-METRICS = ("linear_top1", "knn_top1_k20", "final_teacher_entropy", "final_teacher_marginal_entropy", "final_emb_std",
-           "train_seconds")
+METRICS = ("linear_top1", "knn_top1_k20", "final_teacher_entropy", "final_teacher_marginal_entropy",
+           "final_teacher_raw_entropy", "final_teacher_raw_marginal_entropy", "final_emb_std", "train_seconds")
 
 
 def command(method: str, overrides: dict[str, str], seed: int, out: Path, data_dir: str,
@@ -125,10 +125,11 @@ def markdown(rows: list[dict], header: str, k: int) -> str:
         return f"{row[f'{key}_mean']:.{digits}f} ± {row[f'{key}_std']:.{digits}f}"
 
     def verdict(row: dict) -> str:
-        if "final_teacher_entropy_values" not in row:
+        if "final_teacher_raw_entropy_values" not in row:  # no teacher, or runs from before the raw teacher
             return "—"
-        states = [collapse_verdict(h, hm, k) for h, hm in zip(row["final_teacher_entropy_values"],
-                                                             row["final_teacher_marginal_entropy_values"])]
+        states = [collapse_verdict(h, hm, k, raw_entropy=r, raw_marginal_entropy=rm) for h, hm, r, rm in zip(
+            row["final_teacher_entropy_values"], row["final_teacher_marginal_entropy_values"],
+            row["final_teacher_raw_entropy_values"], row["final_teacher_raw_marginal_entropy_values"])]
         return ", ".join(f"{states.count(s)}× {s}" for s in dict.fromkeys(states))
 
     lines = [header, "", "| run | seeds | linear top-1 (%) | kNN top-1 k=20 (%) | teacher entropy (nats) | "

@@ -143,7 +143,9 @@ def report(rows: list[dict]) -> str:
             teacher, verdict = "— | —", "—"
         else:
             teacher = f"{h:.2f} ({h / math.log(r['out_dim']):.2f}) | {hm:.2f}"
-            verdict = collapse_verdict(h, hm, r["out_dim"])
+            raw = r.get("final_teacher_raw_entropy"), r.get("final_teacher_raw_marginal_entropy")
+            verdict = "— (no raw teacher logged)" if raw[0] is None else collapse_verdict(
+                h, hm, r["out_dim"], raw_entropy=raw[0], raw_marginal_entropy=raw[1])
         lines.append(f"| `{r['name']}` | {r['what']} | {r['seed']} | {r['train_seconds']:.0f} | "
                      f"{r['linear_top1']:.2f} | {r['knn_top1_k20']:.2f} | {teacher} | {verdict} |")
     return "\n".join(lines)

@@ -47,7 +47,7 @@ def test_train_then_eval_round_trip(tmp_path, monkeypatch, capsys):
     make_image_folder(data)
     common = ["--data-dir", str(data), "--out", str(out)]
     assert main(["train", "--preset", "cpu-mini", *common, "--epochs", "1", "--batch_size", "8", "--subset", "0",
-                 "--probe_epochs", "2", "--n_local", "1"]) == 0
+                 "--probe_epochs", "2", "--n_local", "1", "--val_fraction", "0"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert {"linear_top1", "knn_top1_k20", "linear_top5"} <= metrics.keys()
     assert metrics["method"] == "dinotwins" and metrics["backbone"] == "resnet_mini"
@@ -60,6 +60,15 @@ def test_train_then_eval_round_trip(tmp_path, monkeypatch, capsys):
     assert main(["eval", "--random-init", "--data-dir", str(data), "--out", str(tmp_path / "rand"),
                  "--probe_epochs", "2"]) == 0
     assert json.loads((tmp_path / "rand" / "metrics.json").read_text())["method"] == "random_init"
+    assert metrics["split"] == "test"  # the run's own eval_split
+    # Recipe choices score the validation hold-out instead: `--split val` (it needs val_fraction > 0).
+    assert main(["eval", "--checkpoint", str(out / "checkpoint.pt"), "--out", str(tmp_path / "val"),
+                 "--split", "val"]) == 2
+    assert "needs a validation hold-out" in capsys.readouterr().err
+    assert main(["eval", "--random-init", "--data-dir", str(data), "--out", str(tmp_path / "rv"),
+                 "--probe_epochs", "2", "--split", "val"]) == 0
+    scored = json.loads((tmp_path / "rv" / "metrics.json").read_text())
+    assert scored["split"] == "val" and scored["scored_images"] == 3  # a tenth of each class of 8 images, rounded
 
 
 def test_eval_probes_at_native_size_and_keeps_the_training_record(tmp_path, monkeypatch):

@@ -19,7 +19,7 @@ def test_preset_sets_backbone_and_overrides_win():
 OVERRIDES = {
     "method": ("barlow_twins", "barlow_twins"), "backbone": ("resnet50", "resnet50"),
     "dataset": ("cifar100", "cifar100"), "data_dir": ("/data", "/data"), "out": ("runs/x", "runs/x"),
-    "subset": ("512", 512), "data_size": ("16", 16), "eval_size": ("24", 24), "epochs": ("7", 7),
+    "subset": ("512", 512), "val_fraction": ("0.2", 0.2), "eval_split": ("val", "val"), "data_size": ("16", 16), "eval_size": ("24", 24), "epochs": ("7", 7),
     "batch_size": ("64", 64), "optimizer": ("sgd", "sgd"), "lr": ("0.5", 0.5), "min_lr_ratio": ("0.1", 0.1),
     "warmup_epochs": ("2.5", 2.5), "weight_decay": ("0.04", 0.04), "weight_decay_end": ("0.4", 0.4),
     "clip_grad": ("3", 3.0), "image_size": ("24", 24), "global_scale": ("0.5,0.9", (0.5, 0.9)),
@@ -60,6 +60,9 @@ def test_every_field_can_be_overridden_from_a_string(name):
     ({"momentum_schedule": "linear"}, "unknown momentum_schedule"),
     ({"epochs": "many"}, "cannot read 'many'"),
     ({"no_such_key": "1"}, "valid settings: method, backbone"),
+    ({"eval_split": "train"}, "unknown eval_split 'train'"),
+    ({"val_fraction": "1"}, r"val_fraction must be in \[0, 1\)"),
+    ({"val_fraction": "0", "eval_split": "val"}, "needs a validation hold-out"),
 ])
 def test_impossible_config_gives_one_clear_error(overrides, message):
     with pytest.raises(ConfigError, match=message):

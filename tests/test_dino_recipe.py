@@ -8,9 +8,10 @@ import torch
 from test_collapse import squares
 from torch import nn
 
+from dtlib.build import build_method, build_view_maker
 from dtlib.config import ConfigError, make_config
-from dtlib.data import Split
-from dtlib.diagnostics import collapse_verdict, entropy, marginal_entropy
+from dtlib.data import Split, load_split, resize_split
+from dtlib.diagnostics import collapse_verdict, entropy, marginal_entropy, sinkhorn_floor
 from dtlib.heads import DINOHead
 from dtlib.losses import DINOLoss, sinkhorn_knopp
 from dtlib.train import fit
@@ -69,13 +70,39 @@ def test_marginal_entropy_and_verdict_tell_the_three_states_apart():
     uniform = torch.full((8, k), 1 / k)
     one_prototype = torch.zeros(8, k)
     one_prototype[:, 3] = 1
-    live = torch.eye(k)[:8]  # sharp, and each sample on its own prototype
+    live = torch.eye(k)[:16]  # sharp, and each sample on its own prototype: ln 16 nats about the image
     assert math.isclose(entropy(uniform).item(), math.log(k), rel_tol=1e-5)
-    assert math.isclose(marginal_entropy(live).item(), math.log(8), rel_tol=1e-5)
+    assert math.isclose(marginal_entropy(live).item(), math.log(16), rel_tol=1e-5)
     assert marginal_entropy(one_prototype).item() < 1e-6
-    verdicts = [collapse_verdict(entropy(p).item(), marginal_entropy(p).item(), k)
+    verdicts = [collapse_verdict(entropy(p).item(), marginal_entropy(p).item(), k, raw_entropy=entropy(p).item(),
+                                 raw_marginal_entropy=marginal_entropy(p).item())
                 for p in (uniform, one_prototype, live)]
     assert verdicts == ["uniform collapse", "one-prototype collapse", "live"]
+    # Healthy-looking targets (as Sinkhorn-Knopp makes them) over a raw teacher that sends every image to
+    # the same two prototypes: the teacher says nothing about the image.
+    raw = torch.zeros(8, k)
+    raw[:, :2] = 0.5
+    assert collapse_verdict(entropy(live).item(), marginal_entropy(live).item(), k, raw_entropy=entropy(raw).item(),
+                            raw_marginal_entropy=marginal_entropy(raw).item()) == "image-blind"
+
+
+def test_an_untrained_networks_teacher_is_not_called_live_under_sinkhorn_knopp(shared_cifar_dir):
+    """At step 0 Sinkhorn-Knopp's targets of a random cpu-mini network look live (entropy well below ln K,
+    batch-mean ≈ ln K); the raw teacher shows the network tells the images apart hardly at all."""
+    cfg = make_config("cpu-mini", data_dir=str(shared_cifar_dir))
+    torch.manual_seed(0)
+    model = build_method(cfg)
+    train = resize_split(load_split("cifar10", "train", shared_cifar_dir), cfg.data_size)
+    batch = train.images[torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[: cfg.batch_size]]
+    views = build_view_maker(cfg)(batch, torch.Generator().manual_seed(0), (0, 1))
+    with torch.no_grad():
+        _, logs = model(views, teacher_temp=cfg.teacher_temp)
+    h, hm = logs["teacher_entropy"].item(), logs["teacher_marginal_entropy"].item()
+    assert h < 0.85 * math.log(cfg.out_dim) and hm > 1.0  # the targets alone would read "live"
+    assert h > sinkhorn_floor(cfg.out_dim, cfg.batch_size)
+    verdict = collapse_verdict(h, hm, cfg.out_dim, raw_entropy=logs["teacher_raw_entropy"].item(),
+                               raw_marginal_entropy=logs["teacher_raw_marginal_entropy"].item())
+    assert verdict == "image-blind"
 
 
 def test_sinkhorn_knopp_equals_the_swav_iterations_and_balances_the_batch():

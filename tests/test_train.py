@@ -12,7 +12,7 @@ from dtlib.build import build_method, build_schedules, build_view_maker
 from dtlib.checkpoint import CheckpointError, load_checkpoint, load_trained
 from dtlib.cifar import CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD
 from dtlib.config import make_config
-from dtlib.data import Split
+from dtlib.data import Split, split_validation
 from dtlib.train import TrainingError, evaluate_config, fit, train_step, train_subset
 
 
@@ -27,8 +27,8 @@ def tiny_data(n_train=64, n_test=32, size=16, seed=0):
 
 
 def tiny_config(out, **kw):
-    base = dict(method="dinotwins", subset=0, epochs=2, batch_size=16, image_size=16, local_size=8, n_local=1,
-                log_every=1, save_every=1, out=str(out), probe_epochs=2, eval_batch_size=32)
+    base = dict(method="dinotwins", subset=0, val_fraction=0, epochs=2, batch_size=16, image_size=16, local_size=8,
+                n_local=1, log_every=1, save_every=1, out=str(out), probe_epochs=2, eval_batch_size=32)
     base.update(kw)
     return make_config("cpu-mini", **base)
 
@@ -132,41 +132,70 @@ def test_a_fresh_run_keeps_the_previous_checkpoint(tmp_path):
     assert all(torch.equal(kept["model"][k], v) for k, v in saved["model"].items())
 
 
-def test_train_subset_is_a_fixed_random_subset_with_its_labels():
+def index_of(images, pool):
+    """Where each image of `images` sits in `pool` (raises StopIteration if one is not there)."""
+    return [next(i for i in range(len(pool)) if torch.equal(pool[i], img)) for img in images]
+
+
+def test_train_subset_is_a_fixed_random_subset_with_its_labels_whatever_the_seed():
     train, _ = tiny_data(n_train=64)
     cfg = tiny_config("unused", subset=16)
     images, labels = train_subset(cfg, train)
     again, _ = train_subset(cfg, train)
-    other, _ = train_subset(tiny_config("unused", subset=16, seed=1), train)
-    assert images.shape == (16, 3, 16, 16) and torch.equal(images, again) and not torch.equal(images, other)
+    other_seed, _ = train_subset(tiny_config("unused", subset=16, seed=1), train)
+    # One rule for every subset: drawn with DATA_SEED, so runs of different seeds train on the same images.
+    assert images.shape == (16, 3, 16, 16) and torch.equal(images, again) and torch.equal(images, other_seed)
     assert not torch.equal(images, train.images[:16])  # random, not the first images
-    index = [next(i for i in range(64) if torch.equal(train.images[i], img)) for img in images]
-    assert torch.equal(labels, train.labels[index])  # each label still belongs to its image
+    assert torch.equal(labels, train.labels[index_of(images, train.images)])  # each label still its image's
     everything, all_labels = train_subset(tiny_config("unused", subset=0), train)
     assert everything is train.images and all_labels is train.labels
 
 
-def test_eval_subset_fits_the_probe_on_a_fixed_subset(monkeypatch):
+def test_validation_hold_out_is_stratified_fixed_and_never_trained_on(tmp_path):
+    train, test = tiny_data(n_train=300)
+    rest, val = split_validation(train, 0.1)
+    assert len(rest) + len(val) == 300 and len(val) == sum(round(0.1 * int(n)) for n in train.labels.bincount())
+    for c in range(3):  # each class gives its own tenth
+        assert (val.labels == c).sum() == round(0.1 * int((train.labels == c).sum()))
+    val_index, rest_index = index_of(val.images, train.images), index_of(rest.images, train.images)
+    assert not set(val_index) & set(rest_index)
+    assert torch.equal(split_validation(train, 0.1)[1].images, val.images)  # the same hold-out every time
+    images, _ = train_subset(tiny_config("unused", val_fraction=0.1), train)
+    assert torch.equal(images, rest.images)
+    # Replacing the held-out images by noise changes nothing in training.
+    noisy = train.images.clone()
+    noisy[val_index] = torch.randint(0, 256, val.images.shape, dtype=torch.uint8)
+    a = fit(tiny_config(tmp_path / "a", val_fraction=0.1, epochs=1), (train, test))
+    b = fit(tiny_config(tmp_path / "b", val_fraction=0.1, epochs=1), (Split(noisy, train.labels, train.classes), test))
+    assert states_equal(a.model, b.model)
+
+
+@pytest.mark.parametrize("split", ["val", "test"])
+def test_eval_subset_fits_the_probe_on_a_fixed_subset_of_the_rest_and_scores_the_chosen_split(monkeypatch, split):
     import dtlib.train as train_module
 
     seen = []
 
     def spy(backbone, train_images, train_labels, test_images, test_labels, **kw):
-        seen.append((train_images, train_labels, test_images, kw))
+        seen.append((train_images, train_labels, test_images, test_labels))
         return {"linear_top1": 0.0}
 
     monkeypatch.setattr(train_module, "evaluate", spy)
-    train, test = tiny_data(n_train=64, n_test=32)
-    model = build_method(tiny_config("unused"))
-    metrics = evaluate_config(tiny_config("unused", eval_subset=20), model, (train, test))
-    evaluate_config(tiny_config("unused", eval_subset=20), model, (train, test))
-    assert metrics["probe_train_images"] == 20
-    (images, labels, test_images, kw), (images2, _, _, _) = seen
-    assert images.shape[0] == 20 and torch.equal(images, images2) and not torch.equal(images, train.images[:20])
-    index = [next(i for i in range(64) if torch.equal(train.images[i], img)) for img in images]
-    assert torch.equal(labels, train.labels[index])
-    assert torch.equal(test_images, test.images)  # always the whole test split
-    assert evaluate_config(tiny_config("unused", eval_subset=0), model, (train, test))["probe_train_images"] == 64
+    train, test = tiny_data(n_train=100, n_test=32)
+    rest, val = split_validation(train, 0.1)
+    cfg = tiny_config("unused", eval_subset=20, val_fraction=0.1, eval_split=split)
+    model = build_method(cfg)
+    metrics = evaluate_config(cfg, model, (train, test))
+    evaluate_config(cfg, model, (train, test))
+    assert metrics["probe_train_images"] == 20 and metrics["split"] == split
+    (images, labels, scored, scored_labels), (images2, _, _, _) = seen
+    assert images.shape[0] == 20 and torch.equal(images, images2) and not torch.equal(images, rest.images[:20])
+    assert torch.equal(labels, rest.labels[index_of(images, rest.images)])  # fitted on the rest only
+    target = val if split == "val" else test
+    assert torch.equal(scored, target.images) and torch.equal(scored_labels, target.labels)
+    assert metrics["scored_images"] == len(target)
+    assert evaluate_config(tiny_config("unused", eval_subset=0, val_fraction=0.1), model,
+                           (train, test))["probe_train_images"] == len(rest)
 
 
 @pytest.mark.parametrize("dataset, mean, std", [("cifar10", CIFAR10_MEAN, CIFAR10_STD),
