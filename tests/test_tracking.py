@@ -136,8 +136,8 @@ def test_live_curves_receives_every_row_of_fit(tmp_path):
     data = tuple(Split(torch.randint(0, 256, (n, 3, 16, 16), dtype=torch.uint8, generator=g),
                        torch.randint(0, 2, (n,), generator=g), ["a", "b"]) for n in (32, 8))
     cfg = make_config("cpu-mini", method="dino", subset=0, val_fraction=0, epochs=1, batch_size=8, image_size=16,
-                      local_size=8, n_local=1, log_every=2, out=str(tmp_path), proj_dims=(32, 32), out_dim=64, head_hidden_dim=32,
-                      bottleneck_dim=16)
+                      local_size=8, n_local=1, log_every=2, out=str(tmp_path), proj_dims=(32, 32), out_dim=64,
+                      head_hidden_dim=32, bottleneck_dim=16)
     live = LiveCurves(["loss", "teacher_entropy"], min_interval=0)
     result = fit(cfg, data, callbacks=[live])
     assert live.rows == result.history and len(live.rows) == 4
