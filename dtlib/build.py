@@ -48,9 +48,14 @@ def build_view_maker(cfg: Config) -> ViewMaker:
     return ViewMaker(specs, n_global=2, mean=mean, std=std, channels_last=cfg.channels_last)
 
 
+def total_steps(cfg: Config, steps_per_epoch: int) -> int:
+    """The run's length in optimiser steps: `cfg.steps` when set, else `cfg.epochs` whole epochs."""
+    return cfg.steps or cfg.epochs * steps_per_epoch
+
+
 def build_schedules(cfg: Config, steps_per_epoch: int) -> dict[str, np.ndarray]:
     """Per-step lr, weight decay, teacher momentum and teacher temperature (plot them before training)."""
-    total = cfg.epochs * steps_per_epoch
+    total = total_steps(cfg, steps_per_epoch)
     lr = cfg.lr * cfg.batch_size / 256
     warmup = round(cfg.warmup_epochs * steps_per_epoch)
     wd_end = cfg.weight_decay if cfg.weight_decay_end is None else cfg.weight_decay_end

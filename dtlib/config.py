@@ -36,6 +36,7 @@ class Config:
     eval_size: int = 0  # image size of the final probe and kNN; 0 = native (32 for CIFAR), even under data_size
     # optimisation
     epochs: int = 100
+    steps: int = 0  # the run's length in steps when > 0 (its schedules span them), instead of whole epochs
     batch_size: int = 256
     optimizer: str = "lars"  # lars | sgd | adamw
     lr: float = 0.3  # for a batch of 256, scaled linearly with batch_size
@@ -164,6 +165,7 @@ def validate(cfg: Config) -> Config:
     _check(cfg.wandb in WANDB_MODES, f"unknown wandb mode {cfg.wandb!r}: choose one of {WANDB_MODES}")
     _check(cfg.batch_size >= 2, f"batch_size must be >= 2 (batch statistics need two samples), got {cfg.batch_size}")
     _check(cfg.epochs >= 1, f"epochs must be >= 1, got {cfg.epochs}")
+    _check(cfg.steps >= 0, f"steps must be >= 0 (0 = epochs whole epochs), got {cfg.steps}")
     _check(cfg.lr > 0, f"lr must be > 0, got {cfg.lr}")
     for name in ("student_temp", "teacher_temp", "warmup_teacher_temp"):
         _check(getattr(cfg, name) > 0, f"{name} must be > 0, got {getattr(cfg, name)}")

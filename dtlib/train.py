@@ -25,7 +25,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import distributed
-from .build import build_method, build_schedules, build_view_maker
+from .build import build_method, build_schedules, build_view_maker, total_steps
 from .checkpoint import check_compatible, load_checkpoint, save_checkpoint, set_rng_state
 from .cifar import dataset_stats
 from .config import Config, validate
@@ -271,7 +271,7 @@ def fit(cfg: Config, data: tuple[Split, Split] | None = None, callbacks: Sequenc
     steps_per_epoch = n // cfg.batch_size
     if steps_per_epoch == 0:
         raise TrainingError(f"batch_size {cfg.batch_size} is larger than the {n} training images")
-    total_steps = cfg.epochs * steps_per_epoch
+    n_steps = total_steps(cfg, steps_per_epoch)
     shard = (distributed.rank(), distributed.world_size())  # each rank makes views of its slice of a batch
     if cfg.batch_size % shard[1]:
         raise TrainingError(f"batch_size {cfg.batch_size} must be divisible by the {shard[1]} processes")
@@ -317,10 +317,10 @@ def fit(cfg: Config, data: tuple[Split, Split] | None = None, callbacks: Sequenc
     t0 = time.perf_counter()
     interrupted, done = False, start
     perm = epoch_permutation(cfg.seed, start // steps_per_epoch, n, device)
-    pbar = tqdm(total=total_steps, initial=start, desc=f"{cfg.method} {cfg.backbone}", unit="step",
+    pbar = tqdm(total=n_steps, initial=start, desc=f"{cfg.method} {cfg.backbone}", unit="step",
                 disable=not main)
     with _StopFlag() as stop:
-        for step in range(start, total_steps):
+        for step in range(start, n_steps):
             epoch, it = divmod(step, steps_per_epoch)
             if it == 0:
                 perm = epoch_permutation(cfg.seed, epoch, n, device)
@@ -336,25 +336,26 @@ def fit(cfg: Config, data: tuple[Split, Split] | None = None, callbacks: Sequenc
             pbar.update(1)
             done = step + 1
             epoch_end = done % steps_per_epoch == 0
-            save = epoch_end and ((epoch + 1) % cfg.save_every == 0 or done == total_steps)
+            # The last step saves too when `cfg.steps` ends the run inside an epoch.
+            save = (epoch_end and (epoch + 1) % cfg.save_every == 0) or done == n_steps
             # On CPU a non-finite loss was caught (in one process, before the update): flush now to stop
             # with the message.
             bad_loss = device.type == "cpu" and not torch.isfinite(logs["loss"])
-            if bad_loss or save or done % cfg.log_every == 0 or done == total_steps:
+            if bad_loss or save or done % cfg.log_every == 0 or done == n_steps:
                 show_progress(pbar, log.flush(), log.images_per_s)
 
+            if save and main:
+                save_checkpoint(ckpt_path, model=model, optimizer=optimizer, scaler=scaler, step=done,
+                                config=cfg, generator=generator)
             if epoch_end:
                 info: dict[str, Any] = {"epoch": epoch, "step": done, "model": model, "images": images}
                 if cfg.knn_every and (epoch + 1) % cfg.knn_every == 0 and main:
                     info.update(knn_report(model, images, labels, monitor, cfg.eval_batch_size, mean, std))
                     split = "val" if cfg.val_fraction > 0 else "test"
                     pbar.write(f"epoch {epoch + 1}: kNN top-1 ({split}, report only) {info['knn_top1_k20']:.2f} %")
-                if save and main:
-                    save_checkpoint(ckpt_path, model=model, optimizer=optimizer, scaler=scaler, step=done,
-                                    config=cfg, generator=generator)
                 emit(callbacks, "epoch", info)
 
-            if stop.requested and done < total_steps:
+            if stop.requested and done < n_steps:
                 show_progress(pbar, log.flush(), log.images_per_s)
                 if main:
                     save_checkpoint(ckpt_path, model=model, optimizer=optimizer, scaler=scaler, step=done,

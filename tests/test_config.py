@@ -20,7 +20,7 @@ OVERRIDES = {
     "method": ("barlow_twins", "barlow_twins"), "backbone": ("resnet50", "resnet50"),
     "dataset": ("cifar100", "cifar100"), "data_dir": ("/data", "/data"), "out": ("runs/x", "runs/x"),
     "val_fraction": ("0.2", 0.2), "eval_split": ("val", "val"),
-    "subset": ("512", 512), "data_size": ("16", 16), "eval_size": ("24", 24), "epochs": ("7", 7),
+    "subset": ("512", 512), "steps": ("100", 100), "data_size": ("16", 16), "eval_size": ("24", 24), "epochs": ("7", 7),
     "batch_size": ("64", 64), "optimizer": ("sgd", "sgd"), "lr": ("0.5", 0.5), "min_lr_ratio": ("0.1", 0.1),
     "warmup_epochs": ("2.5", 2.5), "weight_decay": ("0.04", 0.04), "weight_decay_end": ("0.4", 0.4),
     "clip_grad": ("3", 3.0), "image_size": ("24", 24), "global_scale": ("0.5,0.9", (0.5, 0.9)),

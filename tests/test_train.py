@@ -251,3 +251,14 @@ def test_fp16_grad_scaler_clips_the_true_gradients():
         params.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
     assert scaler.get_scale() == 2.0 ** 12  # finite gradients: the step was taken, the scale kept
     torch.testing.assert_close(params[1], params[0], rtol=1e-4, atol=1e-6)
+
+
+def test_steps_sets_the_run_length_inside_an_epoch_and_the_schedules_span_it(tmp_path):
+    data = tiny_data()  # 64 images / batch 16 = 4 steps per epoch
+    cfg = tiny_config(tmp_path, epochs=1, steps=6, warmup_epochs=0)
+    result = fit(cfg, data)
+    assert result.step == 6 and [r["step"] for r in result.history] == list(range(6))
+    assert [r["epoch"] for r in result.history] == [0, 0, 0, 0, 1, 1]
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 6  # saved though the epoch did not end
+    lr = build_schedules(cfg, steps_per_epoch=4)["lr"]
+    assert len(lr) == 6 and [r["lr"] for r in result.history] == pytest.approx(list(lr))
