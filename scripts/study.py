@@ -4,7 +4,8 @@ comparison on test, the budget sweep. Every run is one CLI call (`python -m dtli
 usage: python scripts/study.py run STUDY --data-dir ../shared/data/cifar10-jpeg [--jobs 2]
        python scripts/study.py summarise STUDY      # tables only, from the runs that finished
 
-Runs whose metrics.json exists are skipped, so a study can be stopped and continued. With --jobs 2 the runs
+Runs whose metrics.json exists, or that results/ already records, are skipped, so a study can be stopped
+and continued (in a later session too: each recorded run keeps the commit it ran at). With --jobs 2 the runs
 go two at a time, each with one torch thread and pinned to its own core (`taskset -c CORE`), as the numbers
 in results/ say next to them. results/STUDY.json holds one object per run (method, seed, split, epochs,
 linear_top1, knn_top1_k20, train_seconds, the command, the diagnostics) plus the commit and hardware.
@@ -118,7 +119,8 @@ def command(row: Row, seed: int, split: str, out: Path, data_dir: str) -> list[s
 
 def run_all(jobs: list[tuple[list[str], Path]], parallel: int) -> None:
     """Run the missing jobs, `parallel` at a time, one torch thread each, each pinned to its own core."""
-    todo = [(cmd, out) for cmd, out in jobs if not (out / "metrics.json").exists()]
+    earlier = recorded()
+    todo = [(cmd, out) for cmd, out in jobs if not (out / "metrics.json").exists() and str(out) not in earlier]
     free = list(range(parallel))
     running: list[tuple[subprocess.Popen, Path, int]] = []
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
@@ -152,18 +154,20 @@ def run_dir(name: str, row: Row, seed: int) -> Path:
 def load_runs(name: str) -> list[dict]:
     """One object per finished run of a study, with its row, seed, command and kept metrics."""
     rows, seeds, split = study(name)
-    found = []
+    found, earlier, now = [], recorded(), commit()
     for row in rows:
         for seed in seeds:
             out = run_dir(name, row, seed)
             if not (out / "metrics.json").exists():
+                if str(out) in earlier:  # recorded by an earlier session, whose runs/ folder is gone
+                    found.append({**earlier[str(out)], "row": row.name, "seed": seed})
                 continue
             m = json.loads((out / "metrics.json").read_text())
             cfg = m.get("config", {})
             record = {"row": row.name, "method": row.method, "seed": seed, "split": m.get("split"),
                       "epochs": cfg.get("epochs"), "steps": m.get("step"), "overrides": row.overrides,
-                      "command": " ".join(command(row, seed, split, out, "DATA")),
-                      **{k: m[k] for k in KEPT if k in m}}
+                      "command": " ".join(command(row, seed, split, out, "DATA")), "run_dir": str(out),
+                      "commit": earlier.get(str(out), {}).get("commit", now), **{k: m[k] for k in KEPT if k in m}}
             if "beta" in row.overrides:
                 record["beta"] = row.overrides["beta"]
             if "teacher_temp" in row.overrides:
@@ -177,6 +181,19 @@ def load_runs(name: str) -> list[dict]:
                     raw_marginal_entropy=m["final_teacher_raw_marginal_entropy"])
             found.append(record)
     return found
+
+
+def recorded() -> dict[str, dict]:
+    """Every run already in results/{selection,power,budget}.json, by its run folder: a later session
+    continues a study from these records (runs/ is not committed)."""
+    records: dict[str, dict] = {}
+    for path in (RESULTS / "selection.json", RESULTS / "power.json", RESULTS / "budget.json"):
+        if not path.exists():
+            continue
+        data = json.loads(path.read_text())
+        for result in data.get("stages", {"": data}).values():
+            records.update({r["run_dir"]: r for r in result.get("runs", []) if "run_dir" in r})
+    return records
 
 
 def best(runs: list[dict], key: str) -> str:
