@@ -13,13 +13,14 @@ from .heads import DINOHead, Projector
 from .losses import DINOLoss, barlow_twins_loss
 from .methods import DINO, BarlowTwins, DinoTwins
 from .results import recorded_results
-from .train import eval_data, evaluate_config, fit, resolve_device, run, steps_per_epoch
+from .train import eval_data, evaluate_config, final_logs, fit, resolve_device, run, steps_per_epoch
 
 __all__ = [
     "BarlowTwins", "Config", "DINO", "DINOHead", "DINOLoss", "DinoTwins", "PRESETS", "Projector", "Split",
     "ViewMaker", "ViewSpec", "__version__", "barlow_twins_loss", "barlow_twins_views", "build_backbone",
     "build_method", "build_schedules", "build_view_maker", "dataset_stats", "eval_data", "evaluate",
-    "evaluate_config", "extract_features", "fit", "knn_classify", "linear_probe", "load_dataset", "load_split",
+    "evaluate_config", "extract_features", "final_logs", "fit", "knn_classify", "linear_probe", "load_dataset",
+    "load_split",
     "load_trained", "make_config", "multicrop_views", "normalize", "recorded_results", "resolve_device", "run",
     "steps_per_epoch",
 ]
