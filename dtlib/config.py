@@ -84,7 +84,7 @@ class Config:
     channels_last: bool = True
     log_every: int = 20  # steps between host syncs for logging
     save_every: int = 10  # epochs between checkpoints (and one at the end)
-    knn_every: int = 0  # epochs between online kNN reports on the test split (0 = off)
+    knn_every: int = 0  # epochs between online kNN reports on the val hold-out (test if val_fraction = 0; 0 = off)
     probe_epochs: int = 100
     eval_subset: int = 0  # linear probe / kNN fitted on this many train images (fixed random subset); 0 = all
     eval_split: str = "test"  # what the final probe and kNN score: val (recipe choices) | test (final rows only)
