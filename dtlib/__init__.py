@@ -8,12 +8,12 @@ from .checkpoint import load_trained
 from .cifar import dataset_stats, normalize
 from .config import PRESETS, Config, make_config
 from .data import Split, load_dataset, load_split
-from .evaluate import evaluate, extract_features, knn_classify, linear_probe
+from .evaluate import eval_data, evaluate, evaluate_config, extract_features, knn_classify, linear_probe
 from .heads import DINOHead, Projector
 from .losses import DINOLoss, barlow_twins_loss
 from .methods import DINO, BarlowTwins, DinoTwins
 from .results import recorded_results
-from .train import eval_data, evaluate_config, final_logs, fit, resolve_device, run, steps_per_epoch
+from .train import final_logs, fit, resolve_device, run, steps_per_epoch
 
 __all__ = [
     "BarlowTwins", "Config", "DINO", "DINOHead", "DINOLoss", "DinoTwins", "PRESETS", "Projector", "Split",

@@ -13,38 +13,28 @@ import torch
 
 from . import distributed
 from .checkpoint import CheckpointError
-from .config import BACKBONES, EVAL_SPLITS, METHODS, ConfigError, make_config, validate
+from .config import (
+    BACKBONES,
+    EVAL_SPLITS,
+    METHODS,
+    PRESETS,
+    WANDB_MODES,
+    ConfigError,
+    make_config,
+    parse_overrides,
+    validate,
+)
 from .data import DataError
 from .train import TrainingError
 
 EPILOG = """examples:
   python -m dtlib train                                   # DINO Twins, GPU recipe or cpu-mini
   python -m dtlib train --method barlow_twins --preset cpu-mini --data-dir ../shared/data/cifar10-jpeg
-  python -m dtlib train --preset cifar10-resnet18 --beta 0.01 --centering false
+  python -m dtlib train --preset cifar10-resnet18 --beta 0.01 --centering none
   python -m dtlib eval --checkpoint runs/latest/checkpoint.pt
   python -m dtlib bench
   torchrun --nproc_per_node=2 -m dtlib train --preset cifar10-resnet18   # 2 GPUs, each half of every batch
 any config field can be set with --name value (see dtlib/config.py)."""
-
-
-def _overrides(rest: list[str]) -> dict[str, str]:
-    """Turn ['--beta', '0.1', '--centering=false'] into {'beta': '0.1', 'centering': 'false'}."""
-    out: dict[str, str] = {}
-    i = 0
-    while i < len(rest):
-        token = rest[i]
-        if not token.startswith("--"):
-            raise ConfigError(f"unexpected argument {token!r}: settings are given as --name value")
-        if "=" in token:
-            key, value = token[2:].split("=", 1)
-            i += 1
-        elif i + 1 < len(rest):
-            key, value = token[2:], rest[i + 1]
-            i += 2
-        else:
-            raise ConfigError(f"{token} needs a value")
-        out[key.replace("-", "_")] = value
-    return out
 
 
 def _print_metrics(metrics: dict[str, Any]) -> None:
@@ -63,7 +53,7 @@ def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
         preset = "cifar10-resnet18" if torch.cuda.is_available() else "cpu-mini"
         print(f"preset: {preset} ({'CUDA GPU found' if preset != 'cpu-mini' else 'no CUDA GPU: CPU-sized run'}); "
               "choose another with --preset")
-    overrides = _overrides(rest)
+    overrides = parse_overrides(rest)
     for key in ("method", "backbone", "data_dir", "out", "wandb"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
@@ -95,10 +85,11 @@ def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
 def cmd_eval(args: argparse.Namespace, rest: list[str]) -> int:
     from .build import build_method
     from .checkpoint import load_trained
-    from .train import eval_data, evaluate_config, resolve_device
+    from .evaluate import eval_data, evaluate
+    from .train import resolve_device
 
     if args.random_init:  # the baseline every method must beat: the same backbone, untrained
-        cfg = make_config(args.preset or "cpu-mini", **_overrides(rest))
+        cfg = make_config(args.preset or "cpu-mini", **parse_overrides(rest))
         torch.manual_seed(cfg.seed)
         model, source = build_method(cfg).eval(), f"random init (seed {cfg.seed})"
         args.out = args.out or cfg.out
@@ -117,7 +108,7 @@ def cmd_eval(args: argparse.Namespace, rest: list[str]) -> int:
     model.to(cfg.device)
     metrics: dict[str, Any] = {"method": "random_init" if args.random_init else cfg.method,
                                "backbone": cfg.backbone, "checkpoint": source, "train_seconds": 0.0}
-    metrics.update(evaluate_config(cfg, model, (train, test)))
+    metrics.update(evaluate(cfg, model.eval_backbone(), (train, test)))
     out = Path(args.out) if args.out else Path(args.checkpoint).parent
     out.mkdir(parents=True, exist_ok=True)
     metrics["config"] = dataclasses.asdict(cfg)
@@ -145,16 +136,16 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("train", help="train a method, then linear probe + kNN")
     p.add_argument("--method", choices=METHODS)
     p.add_argument("--backbone", choices=BACKBONES)
-    p.add_argument("--preset", help="cifar10-resnet18 | cifar10-resnet50 | cifar10-vit-tiny | cpu-mini")
+    p.add_argument("--preset", help=" | ".join(PRESETS))
     p.add_argument("--data-dir", dest="data_dir")
     p.add_argument("--out")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    p.add_argument("--wandb", choices=["disabled", "offline", "online"])
+    p.add_argument("--wandb", choices=WANDB_MODES)
     p = sub.add_parser("eval", help="linear probe + kNN of a checkpoint")
     p.add_argument("--checkpoint")
     p.add_argument("--random-init", dest="random_init", action="store_true",
                    help="evaluate an untrained backbone (use --preset and --key value to choose it)")
-    p.add_argument("--preset")
+    p.add_argument("--preset", help=" | ".join(PRESETS))
     p.add_argument("--data-dir", dest="data_dir")
     p.add_argument("--out")
     p.add_argument("--device", default="auto")

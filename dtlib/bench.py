@@ -18,8 +18,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .build import build_method, build_view_maker
 from .config import Config, make_config
-from .optim import build_optimizer
-from .train import amp_dtype, enable_fast_cuda_math, resolve_device, train_step
+from .train import Training, enable_fast_cuda_math, resolve_device
 
 # Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets, matched on the device name.
 BF16_PEAK_TFLOPS = {"H200": 989.0, "H100 SXM": 989.0, "H100 80GB HBM3": 989.0, "H100 PCIe": 756.0,
@@ -46,21 +45,11 @@ def time_steps(cfg: Config, device: torch.device, steps: int, warmup: int,
     """Seconds per training step of `cfg` (mean of `steps` after `warmup`) on random uint8 images of
     `side` px, and the counted FLOPs of one eager step."""
     torch.manual_seed(0)
-    model = build_method(cfg).to(device)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    step_fn = torch.compile(model) if cfg.compile else model
-    optimizer = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay)
-    dtype = amp_dtype(device, cfg.amp)
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    views_of = build_view_maker(cfg)
-    gen = torch.Generator(device=device).manual_seed(0)
-    images = torch.randint(0, 256, (cfg.batch_size, 3, side, side), dtype=torch.uint8, device=device)
+    images = torch.randint(0, 256, (cfg.batch_size, 3, side, side), dtype=torch.uint8)
+    training = Training.setup(cfg, images, device)  # fit's own set-up: head_lr_scale, DDP, compile, ...
 
-    def step() -> None:
-        views = views_of(images, gen)
-        train_step(model, step_fn, optimizer, scaler, views, dtype, teacher_temp=cfg.teacher_temp,
-                   momentum=cfg.momentum_teacher)
+    def step() -> None:  # the last step's schedules: full lr, prototypes not frozen
+        training.step(training.n_steps - 1, training.images)
 
     def sync() -> None:
         if device.type == "cuda":
@@ -98,17 +87,14 @@ def bench_one(method: str, backbone: str, batch_size: int, steps: int, warmup: i
 
 def view_shapes(cfg: Config) -> list[tuple[int, int, int, int]]:
     """The (B, 3, size, size) shapes of one step's views: two global views, plus the local crops of DINO."""
-    shapes = [(cfg.batch_size, 3, cfg.image_size, cfg.image_size)] * 2
-    if cfg.method != "barlow_twins":
-        shapes += [(cfg.batch_size, 3, cfg.local_size, cfg.local_size)] * cfg.n_local
-    return shapes
+    return [(cfg.batch_size, 3, spec.size, spec.size) for spec in build_view_maker(cfg).specs]
 
 
-def count_step_flops(model: nn.Module, views: list[torch.Tensor]) -> int:
+def count_step_flops(model: nn.Module, views: list[torch.Tensor], teacher_temp: float) -> int:
     """FLOPs of one forward (student and teacher) + backward, as torch.utils.flop_counter counts them
     (matmuls, convolutions, attention; elementwise ops, the optimizer and the augmentation are not counted)."""
     with FlopCounterMode(display=False) as counter:
-        loss, _ = model(views, teacher_temp=0.04)
+        loss, _ = model(views, teacher_temp=teacher_temp)
         loss.backward()
     return counter.get_total_flops()
 
@@ -118,7 +104,7 @@ def preset_flops(cfg: Config) -> int:
     with torch.device("meta"):
         model = build_method(cfg).train()
         views = [torch.empty(shape) for shape in view_shapes(cfg)]
-    return count_step_flops(model, views)
+    return count_step_flops(model, views, cfg.teacher_temp)
 
 
 def flops_report(cfg: Config, fraction: float, train_size: int | None = None) -> dict[str, Any]:

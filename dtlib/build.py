@@ -5,17 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from torch import nn
 
 from .augment import ViewMaker, barlow_twins_views, multicrop_views
 from .backbones import build_backbone
 from .cifar import dataset_stats
 from .config import Config
-from .methods import DINO, BarlowTwins, DinoTwins
+from .methods import DINO, BarlowTwins, DinoTwins, Method
 from .schedules import cosine_schedule, momentum_schedule, teacher_temp_schedule
 
 
-def build_method(cfg: Config) -> nn.Module:
+def build_method(cfg: Config) -> Method:
     """The method named by the config, with its backbone and heads."""
     kwargs: dict[str, Any] = {}
     if cfg.backbone == "vit_tiny":
@@ -23,11 +22,9 @@ def build_method(cfg: Config) -> nn.Module:
     backbone = build_backbone(cfg.backbone, **kwargs)
     if cfg.method == "barlow_twins":
         return BarlowTwins(backbone, cfg.proj_dims, cfg.lambd)
-    dino_kwargs = dict(out_dim=cfg.out_dim, hidden_dim=cfg.head_hidden_dim, bottleneck_dim=cfg.bottleneck_dim,
+    dino_kwargs = dict(out_dim=cfg.out_dim, head_hidden_dim=cfg.head_hidden_dim, bottleneck_dim=cfg.bottleneck_dim,
                        head_layers=cfg.head_layers, norm_last_layer=cfg.norm_last_layer, head_bn=cfg.head_bn,
-                       student_temp=cfg.student_temp, teacher_temp=cfg.teacher_temp,
-                       center_momentum=cfg.center_momentum, centering=cfg.centering,
-                       centering_method=cfg.centering_method)
+                       student_temp=cfg.student_temp, center_momentum=cfg.center_momentum, centering=cfg.centering)
     if cfg.method == "dino":
         return DINO(backbone, **dino_kwargs)
     return DinoTwins(backbone, beta=cfg.beta, proj_dims=cfg.proj_dims, lambd=cfg.lambd, bt_pairs=cfg.bt_pairs,
@@ -59,7 +56,7 @@ def build_schedules(cfg: Config, steps_per_epoch: int) -> dict[str, np.ndarray]:
     lr = cfg.lr * cfg.batch_size / 256
     warmup = round(cfg.warmup_epochs * steps_per_epoch)
     wd_end = cfg.weight_decay if cfg.weight_decay_end is None else cfg.weight_decay_end
-    temp_warmup = round(cfg.warmup_teacher_temp_epochs * steps_per_epoch) if cfg.teacher_temp_warmup else 0
+    temp_warmup = round(cfg.warmup_teacher_temp_epochs * steps_per_epoch)
     return {
         "lr": cosine_schedule(lr, lr * cfg.min_lr_ratio, total, warmup),
         "weight_decay": cosine_schedule(cfg.weight_decay, wd_end, total),

@@ -96,11 +96,21 @@ def check_compatible(payload: dict[str, Any], config: Config, path: str | Path) 
                 f"{key}={getattr(config, key)!r}; use another --out folder or the same {key}")
 
 
+def _upgrade(saved: dict[str, Any]) -> dict[str, Any]:
+    """A config saved before issue 16 in today's fields: the switch pairs became one field each."""
+    saved = dict(saved)
+    if isinstance(saved.get("centering"), bool):  # centering + centering_method -> centering
+        saved["centering"] = saved.get("centering_method", "ema") if saved["centering"] else "none"
+    if saved.pop("teacher_temp_warmup", True) is False:  # teacher_temp_warmup off -> 0 warm-up epochs
+        saved["warmup_teacher_temp_epochs"] = 0
+    return saved
+
+
 def load_trained(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, Config]:
     """Rebuild the method saved in a checkpoint (its own config) and load its weights."""
     payload = load_checkpoint(path, map_location)
     names = {f.name for f in dataclasses.fields(Config)}
-    saved = {k: tuple(v) if isinstance(v, list) else v for k, v in payload["config"].items() if k in names}
+    saved = {k: tuple(v) if isinstance(v, list) else v for k, v in _upgrade(payload["config"]).items() if k in names}
     cfg = Config(**saved)
     model = build_method(cfg)
     try:

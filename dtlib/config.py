@@ -10,7 +10,7 @@ from typing import Any
 METHODS = ("barlow_twins", "dino", "dinotwins")
 BACKBONES = ("resnet18", "resnet50", "vit_tiny", "resnet_mini")
 BT_PAIRS = ("global", "all")
-CENTERING_METHODS = ("ema", "sinkhorn")
+CENTERING = ("ema", "sinkhorn", "none")
 OPTIMIZERS = ("lars", "sgd", "adamw")
 MOMENTUM_SCHEDULES = ("cosine", "fixed", "zero")
 WANDB_MODES = ("disabled", "offline", "online")
@@ -65,11 +65,9 @@ class Config:
     freeze_last_layer: float = 1  # epochs (fractions count steps) with frozen prototypes
     student_temp: float = 0.1
     teacher_temp: float = 0.07
-    teacher_temp_warmup: bool = True  # ablation switch
-    warmup_teacher_temp: float = 0.04
-    warmup_teacher_temp_epochs: float = 30
-    centering: bool = True  # ablation switch
-    centering_method: str = "ema"  # ema (DINO's centre) | sinkhorn (Sinkhorn-Knopp equipartition, as DINOv2)
+    warmup_teacher_temp: float = 0.04  # the teacher temperature rises from this to teacher_temp ...
+    warmup_teacher_temp_epochs: float = 30  # ... over these epochs; 0 = no warm-up (fixed teacher_temp)
+    centering: str = "ema"  # ema (DINO's centre) | sinkhorn (Sinkhorn-Knopp, as DINOv2) | none (ablation)
     center_momentum: float = 0.9
     momentum_teacher: float = 0.996
     momentum_schedule: str = "cosine"  # cosine (to 1) | fixed | zero — ablation switch
@@ -92,52 +90,52 @@ class Config:
     wandb: str = "disabled"  # disabled | offline | online
 
 
-# DINO's teacher is centred by Sinkhorn-Knopp on every preset: the one change that let DINO learn at
-# cpu-mini scale (results/dino_recipe.md). The GPU presets keep DINO's (and DINOv2's) teacher
-# temperature warm-up 0.04 -> 0.07, which long runs were tuned with; they are not measured yet.
-_GPU_COMMON: dict[str, Any] = dict(device="auto", epochs=200, batch_size=512, optimizer="lars", lr=0.3,
-                                   warmup_epochs=10, weight_decay=1e-5, log_every=50, centering_method="sinkhorn")
+# The recipe: every value that decides a result. Each preset sets every one of them on purpose
+# (tests/test_config.py checks it); the Config defaults above only fill what a preset leaves to the machine.
+RECIPE = (
+    "backbone", "data_size", "subset", "epochs", "batch_size", "optimizer", "lr", "min_lr_ratio", "warmup_epochs",
+    "weight_decay", "weight_decay_end", "clip_grad", "image_size", "global_scale", "n_local", "local_size",
+    "local_scale", "proj_dims", "lambd", "out_dim", "head_hidden_dim", "bottleneck_dim", "head_layers",
+    "norm_last_layer", "head_bn", "head_lr_scale", "freeze_last_layer", "student_temp", "teacher_temp",
+    "warmup_teacher_temp", "warmup_teacher_temp_epochs", "centering", "center_momentum", "momentum_teacher",
+    "momentum_schedule", "beta", "bt_pairs", "probe_epochs", "eval_subset",
+)
+
+# The GPU recipe (results/presets.md: not measured yet; DINO's and Barlow Twins' published values).
+_GPU: dict[str, Any] = dict(
+    backbone="resnet18", data_size=0, subset=0, epochs=200, batch_size=512, optimizer="lars", lr=0.3,
+    min_lr_ratio=0.01, warmup_epochs=10, weight_decay=1e-5, weight_decay_end=None, clip_grad=0.0, image_size=32,
+    global_scale=(0.3, 1.0), n_local=6, local_size=16, local_scale=(0.05, 0.3), proj_dims=(2048, 2048, 2048),
+    lambd=5e-3, out_dim=4096, head_hidden_dim=2048, bottleneck_dim=256, head_layers=3, norm_last_layer=True,
+    head_bn=False, head_lr_scale=1.0, freeze_last_layer=1, student_temp=0.1, teacher_temp=0.07,
+    warmup_teacher_temp=0.04, warmup_teacher_temp_epochs=30, centering="sinkhorn", center_momentum=0.9,
+    momentum_teacher=0.996, momentum_schedule="cosine", beta=0.05, bt_pairs="global", probe_epochs=100,
+    eval_subset=0, device="auto", log_every=50,
+)
+_VIT: dict[str, Any] = dict(backbone="vit_tiny", optimizer="adamw", lr=5e-4, weight_decay=0.04, weight_decay_end=0.4,
+                            clip_grad=3.0, channels_last=False)
+# The short GPU runs take cpu-mini's measured DINO recipe (sharp fixed teacher temperature, small beta, fast teacher).
+_LESSON: dict[str, Any] = dict(epochs=6, n_local=2, warmup_epochs=1, teacher_temp=0.01, warmup_teacher_temp_epochs=0,
+                               beta=0.002, momentum_teacher=0.99, freeze_last_layer=0, probe_epochs=50)
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "cifar10-resnet18": dict(_GPU_COMMON, backbone="resnet18"),
-    # The time-boxed recipe of scripts/gpu_check.sh: sized (not yet measured) for <= 5 min on one H100.
-    "cifar10-resnet18-5min": dict(_GPU_COMMON, backbone="resnet18", epochs=30, n_local=4, warmup_epochs=3,
-                                  warmup_teacher_temp_epochs=5, momentum_teacher=0.99, probe_epochs=100),
-    "cifar10-resnet50": dict(_GPU_COMMON, backbone="resnet50"),
-    "cifar10-vit-tiny": dict(
-        _GPU_COMMON, backbone="vit_tiny", optimizer="adamw", lr=5e-4, weight_decay=0.04,
-        weight_decay_end=0.4, clip_grad=3.0, warmup_epochs=10, channels_last=False,
-    ),
-    # Lessons on a GPU: what the notebooks train on CUDA, sized so that each notebook's runs (four in 02,
-    # six in 03) fit about 20 minutes of a Colab T4 by `python -m dtlib bench --preset NAME` (counted
-    # FLOPs at 30 % of peak; not yet timed on a T4). A short run takes cpu-mini's measured DINO recipe
-    # (Sinkhorn-Knopp, a sharp fixed teacher temperature, a small beta, a fast teacher).
-    "cifar10-resnet18-lesson": dict(_GPU_COMMON, backbone="resnet18", epochs=6, n_local=2, warmup_epochs=1,
-                                    teacher_temp=0.01, teacher_temp_warmup=False, beta=0.002,
-                                    momentum_teacher=0.99, freeze_last_layer=0, probe_epochs=50),
-    "cifar10-vit-tiny-lesson": dict(
-        _GPU_COMMON, backbone="vit_tiny", optimizer="adamw", lr=5e-4, weight_decay=0.04, weight_decay_end=0.4,
-        clip_grad=3.0, channels_last=False, epochs=10, n_local=2, warmup_epochs=1, teacher_temp=0.01,
-        teacher_temp_warmup=False, beta=0.002, momentum_teacher=0.99, freeze_last_layer=0, probe_epochs=50,
-    ),
-    # Sized for 2 CPU cores (Barlow Twins trains in about 2 minutes, DINO and DINO Twins in about 3):
-    # CIFAR-10 resized to 16 px, a small ResNet, one epoch of all 50k images, small heads, 2 local
-    # crops. Choices measured on the shared JPEG copy (results/cpu_recipe.md): one epoch of 50k beats
-    # 2 epochs of a 10k subset; a short lr warm-up (5 %); a teacher momentum starting at 0.9, since
-    # a 0.99 teacher lags the student by ~1.5 linear-probe points in 390 steps; channels_last (25 %
-    # faster here); no frozen prototypes (too few steps). Probe/kNN fitted on 10k train images at the
-    # native 32 px (a network trained on 16-px crops probes better at 32 px, and so does random init).
-    # DINO's teacher (results/dino_recipe.md): DINO's EMA centre ends uniform within this epoch whatever
-    # the head, lr or crops; Sinkhorn-Knopp centring with a sharp, fixed teacher temperature (0.01)
-    # keeps it live and makes DINO learn. beta = 0.002 lets the DINO term lead in DINO Twins: the
-    # Barlow Twins loss is 20-60x DINO's here, so beta >= 0.05 leaves DINO Twins at Barlow Twins' level.
-    "cpu-mini": dict(
-        backbone="resnet_mini", device="cpu", data_size=16, image_size=16, local_size=8, n_local=2,
-        subset=0, epochs=1, batch_size=128, optimizer="adamw", lr=4e-3, weight_decay=1e-4, warmup_epochs=0.05,
-        proj_dims=(512, 512, 512), out_dim=1024, head_hidden_dim=512, bottleneck_dim=128, beta=0.002,
-        freeze_last_layer=0, momentum_teacher=0.9, channels_last=True,
-        centering_method="sinkhorn", teacher_temp=0.01, teacher_temp_warmup=False,
-        log_every=10, save_every=1, probe_epochs=50, eval_batch_size=1024, eval_subset=10000,
+    "cifar10-resnet18": dict(_GPU),  # results/presets.md
+    "cifar10-resnet18-5min": dict(_GPU, epochs=30, n_local=4, warmup_epochs=3, warmup_teacher_temp_epochs=5,
+                                  momentum_teacher=0.99),  # results/gpu_check_rehearsal.md
+    "cifar10-resnet50": dict(_GPU, backbone="resnet50"),  # results/presets.md
+    "cifar10-vit-tiny": dict(_GPU, **_VIT),  # results/presets.md
+    "cifar10-resnet18-lesson": dict(_GPU, **_LESSON),  # results/budget.md
+    "cifar10-vit-tiny-lesson": dict(_GPU, **_VIT, **dict(_LESSON, epochs=10)),  # results/budget.md
+    "cpu-mini": dict(  # results/cpu_recipe.md, results/dino_recipe.md, results/selection.md
+        backbone="resnet_mini", data_size=16, subset=0, epochs=1, batch_size=128, optimizer="adamw", lr=4e-3,
+        min_lr_ratio=0.01, warmup_epochs=0.05, weight_decay=1e-4, weight_decay_end=None, clip_grad=0.0,
+        image_size=16, global_scale=(0.3, 1.0), n_local=2, local_size=8, local_scale=(0.05, 0.3),
+        proj_dims=(512, 512, 512), lambd=5e-3, out_dim=1024, head_hidden_dim=512, bottleneck_dim=128, head_layers=3,
+        norm_last_layer=True, head_bn=False, head_lr_scale=1.0, freeze_last_layer=0, student_temp=0.1,
+        teacher_temp=0.01, warmup_teacher_temp=0.04, warmup_teacher_temp_epochs=0, centering="sinkhorn",
+        center_momentum=0.9, momentum_teacher=0.9, momentum_schedule="cosine", beta=0.002, bt_pairs="global",
+        probe_epochs=50, eval_subset=10000,
+        device="cpu", channels_last=True, log_every=10, save_every=1, eval_batch_size=1024,
     ),
 }
 
@@ -155,8 +153,7 @@ def validate(cfg: Config) -> Config:
     _check(cfg.optimizer in OPTIMIZERS, f"unknown optimizer {cfg.optimizer!r}: choose one of {OPTIMIZERS}")
     _check(cfg.momentum_schedule in MOMENTUM_SCHEDULES,
            f"unknown momentum_schedule {cfg.momentum_schedule!r}: choose one of {MOMENTUM_SCHEDULES}")
-    _check(cfg.centering_method in CENTERING_METHODS,
-           f"unknown centering_method {cfg.centering_method!r}: choose one of {CENTERING_METHODS}")
+    _check(cfg.centering in CENTERING, f"unknown centering {cfg.centering!r}: choose one of {CENTERING}")
     _check(cfg.bt_pairs in BT_PAIRS, f"unknown bt_pairs {cfg.bt_pairs!r}: choose one of {BT_PAIRS}")
     _check(cfg.eval_split in EVAL_SPLITS, f"unknown eval_split {cfg.eval_split!r}: choose one of {EVAL_SPLITS}")
     _check(0 <= cfg.val_fraction < 1, f"val_fraction must be in [0, 1), got {cfg.val_fraction}")
@@ -213,6 +210,26 @@ def _coerce(field: dataclasses.Field, value: Any) -> Any:
     except ValueError:
         raise ConfigError(f"--{field.name}: cannot read {value!r} as {kind}") from None
     return value
+
+
+def parse_overrides(rest: list[str]) -> dict[str, str]:
+    """Turn ['--beta', '0.1', '--centering=none'] into {'beta': '0.1', 'centering': 'none'} (the CLI's syntax)."""
+    out: dict[str, str] = {}
+    i = 0
+    while i < len(rest):
+        token = rest[i]
+        if not token.startswith("--"):
+            raise ConfigError(f"unexpected argument {token!r}: settings are given as --name value")
+        if "=" in token:
+            key, value = token[2:].split("=", 1)
+            i += 1
+        elif i + 1 < len(rest):
+            key, value = token[2:], rest[i + 1]
+            i += 2
+        else:
+            raise ConfigError(f"{token} needs a value")
+        out[key.replace("-", "_")] = value
+    return out
 
 
 def make_config(preset: str | None = None, **overrides: Any) -> Config:

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .cifar import CIFAR10_MEAN, CIFAR10_STD, normalize
+from .cifar import CIFAR10_MEAN, CIFAR10_STD, dataset_stats, normalize
+from .config import Config
+from .data import Split, load_dataset, random_subset, resize_split, split_validation
 
 
 def _module_device(module: nn.Module) -> torch.device:
@@ -208,28 +211,47 @@ def linear_probe(
     return {"linear_top1": acc[1], "linear_top5": acc[5]}
 
 
-def evaluate(
-    backbone: nn.Module,
-    train_images: Tensor,
-    train_labels: Tensor,
-    test_images: Tensor,
-    test_labels: Tensor,
-    batch_size: int = 512,
-    probe_epochs: int = 100,
-    ks: Sequence[int] = (20, 200),
-    seed: int = 0,
-    device: torch.device | str | None = None,
-    mean: Sequence[float] = CIFAR10_MEAN,
-    std: Sequence[float] = CIFAR10_STD,
-) -> dict[str, float]:
-    """Extract frozen features of both splits, then report the linear probe and weighted kNN in percent.
+def eval_data(cfg: Config, data: tuple[Split, Split] | None = None) -> tuple[Split, Split]:
+    """Load (train, test) unless given (at their native size), resized to `cfg.eval_size` when set."""
+    train, test = data if data is not None else load_dataset(cfg.dataset, cfg.data_dir)
+    return resize_split(train, cfg.eval_size), resize_split(test, cfg.eval_size)
 
-    `mean` and `std` are the dataset's channel statistics (`dtlib.cifar.dataset_stats`).
-    """
-    train_feats = extract_features(backbone, train_images, batch_size, mean, std, device)  # (N_train, D)
-    test_feats = extract_features(backbone, test_images, batch_size, mean, std, device)  # (N_test, D)
-    results = linear_probe(train_feats, train_labels, test_feats, test_labels, epochs=probe_epochs, seed=seed)
+
+def probe_splits(cfg: Config, data: tuple[Split, Split]) -> tuple[Split, Split]:
+    """(fit, score): the probe and kNN are fitted on the train split less its validation hold-out (or
+    `cfg.eval_subset` of it) and score `cfg.eval_split` — the hold-out (val) or the test split."""
+    train, test = data
+    rest, val = split_validation(train, cfg.val_fraction)
+    return random_subset(rest, cfg.eval_subset), val if cfg.eval_split == "val" else test
+
+
+def evaluate(cfg: Config, backbone: nn.Module, data: tuple[Split, Split], ks: Sequence[int] = (20, 200)
+             ) -> dict[str, Any]:
+    """Linear probe + weighted kNN (in percent) of the frozen `backbone`, on the splits `probe_splits` picks
+    from `data` (the probe: `cfg.probe_epochs`, seeded by `cfg.seed`; features in batches of
+    `cfg.eval_batch_size`, normalised with the dataset's statistics)."""
+    fit_on, score_on = probe_splits(cfg, data)
+    mean, std = dataset_stats(cfg.dataset)
+    train_feats = extract_features(backbone, fit_on.images, cfg.eval_batch_size, mean, std)  # (N_fit, D)
+    test_feats = extract_features(backbone, score_on.images, cfg.eval_batch_size, mean, std)  # (N_score, D)
+    train_labels, test_labels = fit_on.labels.to(train_feats.device), score_on.labels.to(train_feats.device)
+    results: dict[str, Any] = linear_probe(train_feats, train_labels, test_feats, test_labels,
+                                           epochs=cfg.probe_epochs, seed=cfg.seed)
     results.update(knn_classify(train_feats, train_labels, test_feats, test_labels, ks=ks))
     results["knn_top1"] = results[f"knn_top1_k{ks[0]}"]
     results["feature_dim"] = float(train_feats.shape[1])
+    results.update(split=cfg.eval_split, probe_train_images=len(fit_on), scored_images=len(score_on))
     return results
+
+
+def evaluate_config(cfg: Config, model: nn.Module, data: tuple[Split, Split]) -> dict[str, Any]:
+    """`evaluate` of a trained method's evaluated backbone (the teacher's for DINO and DINO Twins)."""
+    return evaluate(cfg, model.eval_backbone(), data)
+
+
+def knn_report(cfg: Config, backbone: nn.Module, images: Tensor, labels: Tensor, test: Split) -> dict[str, float]:
+    """Online kNN accuracy (k = 20) of `backbone` during training; reported, never used to steer it."""
+    mean, std = dataset_stats(cfg.dataset)
+    train_f = extract_features(backbone, images, cfg.eval_batch_size, mean, std)
+    test_f = extract_features(backbone, test.images, cfg.eval_batch_size, mean, std)
+    return knn_classify(train_f, labels.to(train_f.device), test_f, test.labels.to(train_f.device), ks=(20,))

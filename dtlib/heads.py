@@ -78,11 +78,6 @@ class DINOHead(nn.Module):
         """The prototype layer's parameters (frozen during the first epoch)."""
         return [self.weight_v, self.weight_g]
 
-    def cancel_last_layer_gradients(self) -> None:
-        """Drop the prototype layer's gradients so the optimizer step leaves it unchanged."""
-        for p in self.last_layer_parameters():
-            p.grad = None
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map features (B, in_dim) to prototype logits (B, K), float32 even under autocast."""
         x = self.mlp(x)  # (B, bottleneck)

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import CENTERING_METHODS
+from .config import CENTERING
 from .distributed import max_over_ranks_, sum_over_ranks, sum_over_ranks_, world_size
 
 
@@ -80,28 +80,26 @@ class DINOLoss(nn.Module):
         out_dim: number of prototypes K.
         student_temp: temperature of the student softmax.
         center_momentum: EMA momentum m of the centre.
-        centering: centre the teacher (an ablation switch; False removes it).
-        centering_method: 'ema' (DINO: subtract an EMA of the mean teacher logits) or 'sinkhorn'
-            (Sinkhorn-Knopp equipartition of each batch over the prototypes, as DINOv2).
+        centering: 'ema' (DINO: subtract an EMA of the mean teacher logits), 'sinkhorn' (Sinkhorn-Knopp
+            equipartition of each batch over the prototypes, as DINOv2) or 'none' (the ablation).
     """
 
     def __init__(self, out_dim: int, student_temp: float = 0.1, center_momentum: float = 0.9,
-                 centering: bool = True, centering_method: str = "ema"):
+                 centering: str = "ema"):
         super().__init__()
-        if centering_method not in CENTERING_METHODS:
-            raise ValueError(f"centering_method must be one of {CENTERING_METHODS}, got {centering_method!r}")
+        if centering not in CENTERING:
+            raise ValueError(f"centering must be one of {CENTERING}, got {centering!r}")
         self.student_temp = student_temp
         self.center_momentum = center_momentum
         self.centering = centering
-        self.sinkhorn = centering and centering_method == "sinkhorn"
         self.register_buffer("center", torch.zeros(1, out_dim))
 
     def teacher_probs(self, teacher_logits: torch.Tensor, teacher_temp: float) -> torch.Tensor:
         """Teacher targets softmax((t − center) / teacher_temp), or Sinkhorn-Knopp's, without gradient (B, K)."""
         t = teacher_logits.detach().float()
-        if self.sinkhorn:
+        if self.centering == "sinkhorn":
             return sinkhorn_knopp(t, teacher_temp)
-        if self.centering:
+        if self.centering == "ema":
             t = t - self.center
         return F.softmax(t / teacher_temp, dim=-1)
 
@@ -120,7 +118,7 @@ class DINOLoss(nn.Module):
                 n_pairs += 1
         if n_pairs == 0:
             raise ValueError("DINOLoss needs at least two views (no pair with i != j)")
-        if self.centering and not self.sinkhorn:
+        if self.centering == "ema":
             self.update_center(teacher_logits)
         return total / n_pairs
 

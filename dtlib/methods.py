@@ -1,4 +1,5 @@
-"""The three methods: views in, (loss, logs) out. DINO and DINO Twins own an EMA teacher."""
+"""The method contract (`Method`) and the three methods: views in, (loss, logs) out. DINO and DINO Twins
+own an EMA teacher. Every constructor default equals the Config field of the same name."""
 
 from __future__ import annotations
 
@@ -9,9 +10,8 @@ import torch
 from timm.layers import DropPath
 from torch import nn
 
-from . import diagnostics
-from .config import BT_PAIRS as BT_PAIRS  # the names live with the config; re-exported here
-from .config import METHODS as METHODS
+from . import diagnostics, losses
+from .config import BT_PAIRS
 from .heads import DINOHead, Projector
 from .losses import DINOLoss, barlow_twins_loss
 
@@ -24,7 +24,45 @@ def _features_by_resolution(backbone: nn.Module, views: list[torch.Tensor]) -> t
     return torch.cat(out)
 
 
-class BarlowTwins(nn.Module):
+class Method(nn.Module):
+    """The contract every method keeps; training, benchmarking and tracking use nothing else.
+
+    A new method subclasses this in this file and gets one line in `build.build_method`.
+    """
+
+    # True when a trainable parameter may get no gradient in a step (DDP must then look for them).
+    unused_parameters: bool = False
+
+    def forward(self, views: list[torch.Tensor], teacher_temp: float
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(loss, logs) on `views` (global views first); logs are detached 0-d tensors (no host sync)."""
+        raise NotImplementedError
+
+    def update_teacher(self, momentum: float) -> None:
+        """teacher ← m·teacher + (1−m)·student after each optimiser step; nothing for a method without one."""
+
+    def eval_backbone(self) -> nn.Module:
+        """The backbone to evaluate."""
+        raise NotImplementedError
+
+    def last_layer_parameters(self) -> list[nn.Parameter]:
+        """The prototype layer, frozen for `freeze_last_layer` epochs; [] for a method without one."""
+        return []
+
+    def cross_correlation(self, views: list[torch.Tensor]) -> torch.Tensor | None:
+        """The Barlow Twins matrix C (D, D) this method trains on, for the first two views; None if none."""
+        return None
+
+
+def _bt_embeddings(backbone: nn.Module, projector: nn.Module, views: list[torch.Tensor]
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Features (2B, D) of the first two views in one batch, and their projections z1, z2 (B, P) each."""
+    feats = _features_by_resolution(backbone, views[:2])  # (2B, D)
+    z1, z2 = projector(feats).chunk(2)
+    return feats, z1, z2
+
+
+class BarlowTwins(Method):
     """Barlow Twins: backbone -> projector on two views, cross-correlation pushed to the identity.
 
     Args:
@@ -40,32 +78,26 @@ class BarlowTwins(nn.Module):
         self.projector = Projector(backbone.embed_dim, proj_dims)
         self.lambd = lambd
 
-    def forward(self, views: list[torch.Tensor], **_) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Loss on the first two views; logs are detached 0-d tensors (no host sync).
+    def forward(self, views: list[torch.Tensor], teacher_temp: float
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Loss on the first two views (`teacher_temp` is unused: no teacher).
 
         Both views go through the backbone in one batch (one BatchNorm batch of 2B): the loss is
         the paper's, and one large call is faster than two.
         """
-        feats = _features_by_resolution(self.backbone, views[:2])  # (2B, D)
-        z1, z2 = self.projector(feats).chunk(2)  # (B, P) each
+        feats, z1, z2 = _bt_embeddings(self.backbone, self.projector, views)
         loss = barlow_twins_loss(z1, z2, self.lambd)
         logs = {"loss": loss.detach(), "loss_bt": loss.detach(),
                 "emb_std": diagnostics.embedding_std(feats[: len(z1)].detach())}
         return loss, logs
 
-    def update_teacher(self, momentum: float) -> None:
-        """Barlow Twins has no teacher."""
-
-    def cancel_last_layer_gradients(self) -> None:
-        """Barlow Twins has no prototype layer."""
-
     def eval_backbone(self) -> nn.Module:
         """The backbone to evaluate."""
         return self.backbone
 
-    def bt_backbone(self) -> nn.Module:
-        """The backbone whose features feed the Barlow Twins projector."""
-        return self.backbone
+    def cross_correlation(self, views: list[torch.Tensor]) -> torch.Tensor:
+        """C of the first two views, as the loss sees it."""
+        return losses.cross_correlation(*_bt_embeddings(self.backbone, self.projector, views)[1:])
 
 
 def _without_drop_path(module: nn.Module) -> nn.Module:
@@ -88,37 +120,33 @@ class Student(nn.Module):
         self.head = head
 
 
-class DINO(nn.Module):
+class DINO(Method):
     """DINO: a student matches an EMA teacher's centred, sharpened distribution over K prototypes.
 
     Args:
         backbone: module with an `embed_dim` attribute.
-        out_dim, hidden_dim, bottleneck_dim, head_layers, norm_last_layer, head_bn: DINO head settings.
+        out_dim, head_hidden_dim, bottleneck_dim, head_layers, norm_last_layer, head_bn: DINO head settings.
         student_temp: student softmax temperature.
-        teacher_temp: teacher temperature used when `forward` is not given one.
         center_momentum: EMA momentum of the centre.
-        centering: ablation switch; False removes centering.
-        centering_method: 'ema' (DINO's centre) or 'sinkhorn' (Sinkhorn-Knopp, as DINOv2).
+        centering: 'ema' (DINO's centre), 'sinkhorn' (Sinkhorn-Knopp, as DINOv2) or 'none' (the ablation).
         n_global: number of global views (the teacher sees only these; they come first in `views`).
     """
 
-    def __init__(self, backbone: nn.Module, out_dim: int = 4096, hidden_dim: int = 2048,
+    def __init__(self, backbone: nn.Module, out_dim: int = 4096, head_hidden_dim: int = 2048,
                  bottleneck_dim: int = 256, head_layers: int = 3, norm_last_layer: bool = True,
-                 student_temp: float = 0.1, teacher_temp: float = 0.04, center_momentum: float = 0.9,
-                 centering: bool = True, n_global: int = 2, head_bn: bool = False, centering_method: str = "ema"):
+                 student_temp: float = 0.1, center_momentum: float = 0.9, centering: str = "ema",
+                 n_global: int = 2, head_bn: bool = False):
         super().__init__()
-        head = DINOHead(backbone.embed_dim, out_dim, hidden_dim, bottleneck_dim, head_layers, norm_last_layer,
+        head = DINOHead(backbone.embed_dim, out_dim, head_hidden_dim, bottleneck_dim, head_layers, norm_last_layer,
                         use_bn=head_bn)
         self.student = Student(backbone, head)
         self.teacher = _without_drop_path(copy.deepcopy(self.student))
         self.teacher.requires_grad_(False)
-        self.loss_fn = DINOLoss(out_dim, student_temp, center_momentum, centering, centering_method)
-        self.teacher_temp = teacher_temp
+        self.loss_fn = DINOLoss(out_dim, student_temp, center_momentum, centering)
         self.n_global = n_global
 
-    def _dino_terms(self, views: list[torch.Tensor], teacher_temp: float | None):
+    def _dino_terms(self, views: list[torch.Tensor], temp: float):
         """Student features, DINO loss and logs shared by DINO and DINO Twins."""
-        temp = self.teacher_temp if teacher_temp is None else teacher_temp
         feats = _features_by_resolution(self.student.backbone, views)  # (V*B, D)
         student_logits = list(self.student.head(feats).chunk(len(views)))  # V x (B, K)
         with torch.no_grad():
@@ -142,7 +170,7 @@ class DINO(nn.Module):
         logs["loss_dino"] = loss.detach()
         return feats, loss, logs
 
-    def forward(self, views: list[torch.Tensor], teacher_temp: float | None = None
+    def forward(self, views: list[torch.Tensor], teacher_temp: float
                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """DINO loss over all (teacher global view i, student view j ≠ i) pairs."""
         _, loss, logs = self._dino_terms(views, teacher_temp)
@@ -157,9 +185,9 @@ class DINO(nn.Module):
         torch._foreach_mul_(t_params, momentum)
         torch._foreach_add_(t_params, s_params, alpha=1 - momentum)
 
-    def cancel_last_layer_gradients(self) -> None:
-        """Freeze the prototypes for this step (DINO does so during the first epoch)."""
-        self.student.head.cancel_last_layer_gradients()
+    def last_layer_parameters(self) -> list[nn.Parameter]:
+        """The student's prototype layer (DINO freezes it during the first epoch)."""
+        return self.student.head.last_layer_parameters()
 
     def eval_backbone(self) -> nn.Module:
         """The teacher's backbone, the one DINO evaluates."""
@@ -178,7 +206,7 @@ class DinoTwins(DINO):
         **dino_kwargs: passed to `DINO`.
     """
 
-    def __init__(self, backbone: nn.Module, beta: float = 1e-3, proj_dims: tuple[int, ...] = (2048, 2048, 2048),
+    def __init__(self, backbone: nn.Module, beta: float = 0.05, proj_dims: tuple[int, ...] = (2048, 2048, 2048),
                  lambd: float = 5e-3, bt_pairs: str = "global", **dino_kwargs):
         super().__init__(backbone, **dino_kwargs)
         if bt_pairs not in BT_PAIRS:
@@ -187,12 +215,15 @@ class DinoTwins(DINO):
         self.beta = beta
         self.lambd = lambd
         self.bt_pairs = bt_pairs
+        self.unused_parameters = beta == 0  # β = 0 leaves the projector out of the loss (see forward)
 
-    def bt_backbone(self) -> nn.Module:
-        """The backbone whose features feed the Barlow Twins projector: the student's, as in `forward`."""
-        return self.student.backbone
+    def cross_correlation(self, views: list[torch.Tensor]) -> torch.Tensor | None:
+        """C of the student's projections of the two global views; None when β = 0 (no Barlow Twins term)."""
+        if self.beta == 0:
+            return None
+        return losses.cross_correlation(*_bt_embeddings(self.student.backbone, self.projector, views)[1:])
 
-    def forward(self, views: list[torch.Tensor], teacher_temp: float | None = None
+    def forward(self, views: list[torch.Tensor], teacher_temp: float
                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """DINO loss + β × Barlow Twins loss; β = 0 skips the projector and equals DINO exactly."""
         feats, loss, logs = self._dino_terms(views, teacher_temp)

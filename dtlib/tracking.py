@@ -19,7 +19,6 @@ from .attention import cls_attention, upsample
 from .build import build_view_maker
 from .cifar import dataset_stats, normalize
 from .config import Config
-from .losses import cross_correlation
 from .plots import grid_figure, plot_history
 
 
@@ -120,11 +119,10 @@ class WandbLogger:
             self.run.finish()
 
     @torch.no_grad()
-    def cross_correlation(self, model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
-        """The matrix C the Barlow Twins loss sees on two views of `images` (D, D).
+    def cross_correlation(self, model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor | None:
+        """The matrix C the method's Barlow Twins loss sees on two views of `images` (D, D); None if none.
 
-        Computed as in the method's forward: the backbone that feeds the projector (the student's in
-        DINO Twins), both views in one train-mode batch. BatchNorm running statistics and the random
+        `Method.cross_correlation` in train mode, as in the loss. BatchNorm running statistics and the random
         state are put back afterwards.
         """
         v1, v2 = self.view_maker(images, torch.Generator(device=images.device).manual_seed(0))[:2]
@@ -132,20 +130,19 @@ class WandbLogger:
         was_training = model.training
         with torch.random.fork_rng(devices=[images.device] if images.device.type == "cuda" else []):
             model.train()
-            feats = model.bt_backbone()(torch.cat([v1, v2]))  # (2B, D)
-            z1, z2 = model.projector(feats).chunk(2)  # (B, P) each
+            c = model.cross_correlation([v1, v2])
         model.train(was_training)
         for name, buffer in model.named_buffers():
             buffer.copy_(saved[name])
-        return cross_correlation(z1, z2)
+        return c
 
     @torch.no_grad()
     def probes(self, model: torch.nn.Module, images: torch.Tensor) -> dict[str, Any]:
         """Cross-correlation image (methods with a projector) and attention maps (ViT, in eval mode)."""
         out: dict[str, Any] = {}
         batch = images[: self.n_probe]
-        if hasattr(model, "projector"):
-            c = self.cross_correlation(model, batch)
+        c = self.cross_correlation(model, batch)
+        if c is not None:
             out["cross_correlation"] = self.wandb.Image(_to_image(c, -1.0, 1.0), caption="C (−1 … 1)")
         backbone = model.eval_backbone()
         if hasattr(backbone, "get_last_attention"):

@@ -25,12 +25,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import distributed
+from .augment import ViewMaker
 from .build import build_method, build_schedules, build_view_maker, total_steps
 from .checkpoint import check_compatible, load_checkpoint, save_checkpoint, set_rng_state
-from .cifar import dataset_stats
 from .config import Config, validate
 from .data import Split, load_dataset, random_subset, resize_split, split_validation
-from .evaluate import evaluate, extract_features, knn_classify
+from .evaluate import eval_data, evaluate, knn_report
+from .methods import Method
 from .optim import build_optimizer
 
 Callback = Callable[[str, dict[str, Any]], None]
@@ -90,17 +91,8 @@ def seed_everything(seed: int) -> None:
 
 def prepare_data(cfg: Config, data: tuple[Split, Split] | None = None) -> tuple[Split, Split]:
     """Load (train, test) unless given, resized to `cfg.data_size` (the training size) when set."""
-    return _sized(cfg, data, cfg.data_size)
-
-
-def eval_data(cfg: Config, data: tuple[Split, Split] | None = None) -> tuple[Split, Split]:
-    """Load (train, test) unless given (at their native size), resized to `cfg.eval_size` when set."""
-    return _sized(cfg, data, cfg.eval_size)
-
-
-def _sized(cfg: Config, data: tuple[Split, Split] | None, size: int) -> tuple[Split, Split]:
     train, test = data if data is not None else load_dataset(cfg.dataset, cfg.data_dir)
-    return resize_split(train, size), resize_split(test, size)
+    return resize_split(train, cfg.data_size), resize_split(test, cfg.data_size)
 
 
 def train_subset(cfg: Config, train: Split) -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,14 +100,6 @@ def train_subset(cfg: Config, train: Split) -> tuple[torch.Tensor, torch.Tensor]
     random subset of `cfg.subset` of that."""
     rest = random_subset(split_validation(train, cfg.val_fraction)[0], cfg.subset)
     return rest.images, rest.labels
-
-
-def probe_splits(cfg: Config, data: tuple[Split, Split]) -> tuple[Split, Split]:
-    """(fit, score): the probe and kNN are fitted on the train split less its validation hold-out (or
-    `cfg.eval_subset` of it) and score `cfg.eval_split` — the hold-out (val) or the test split."""
-    train, test = data
-    rest, val = split_validation(train, cfg.val_fraction)
-    return random_subset(rest, cfg.eval_subset), val if cfg.eval_split == "val" else test
 
 
 def steps_per_epoch(cfg: Config, train: Split) -> int:
@@ -156,7 +140,8 @@ def train_step(model: nn.Module, step_fn: Callable, optimizer: torch.optim.Optim
         scaler.unscale_(optimizer)  # clip the true gradients, not the fp16-scaled ones
         nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
     if freeze_last_layer:
-        model.cancel_last_layer_gradients()
+        for p in model.last_layer_parameters():
+            p.grad = None  # the optimiser step leaves the frozen prototypes unchanged
     scaler.step(optimizer)
     scaler.update()
     model.update_teacher(momentum)
@@ -168,46 +153,45 @@ class MetricsLog:
     appends the rows to metrics.jsonl and hands them to the callbacks ("log" event).
 
     On resume, rows logged after the checkpoint's step are dropped from the file and the history.
-    With `write=False` (the other ranks under torchrun) the file is left to rank 0.
+    With `write=False` (the other ranks under torchrun) the file is left to rank 0. With `eager` (CPU, one
+    process: the step was checked before its update) a non-finite loss is flushed, and so stops, at once.
     """
 
-    def __init__(self, path: Path, start: int, steps_per_epoch: int, schedules: dict[str, np.ndarray],
-                 callbacks: Sequence[Callback], checkpoint_path: Path, write: bool = True):
+    def __init__(self, path: Path, start: int, steps_per_epoch: int, callbacks: Sequence[Callback],
+                 write: bool = True, eager: bool = False):
         kept = []
         if start and path.exists():
             kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] < start]
         if write:
             path.write_text("".join(line + "\n" for line in kept))
         self.history: list[dict[str, float]] = [json.loads(line) for line in kept]
-        self.path, self.steps_per_epoch, self.schedules = path, steps_per_epoch, schedules
-        self.callbacks, self.checkpoint_path, self.write = callbacks, checkpoint_path, write
-        self.pending: list[tuple[int, dict[str, torch.Tensor]]] = []
+        self.path, self.steps_per_epoch, self.callbacks, self.write, self.eager = (
+            path, steps_per_epoch, callbacks, write, eager)
+        self.pending: list[tuple[int, dict[str, torch.Tensor], dict[str, float]]] = []
         self.images_since, self.last_flush, self.images_per_s = 0, time.perf_counter(), 0.0
 
-    def add(self, step: int, logs: dict[str, torch.Tensor], n_images: int) -> None:
-        """Keep one step's logs (device tensors) for the next flush."""
-        self.pending.append((step, logs))
+    def add(self, step: int, logs: dict[str, torch.Tensor], n_images: int, extra: dict[str, float]) -> None:
+        """Keep one step's logs (device tensors) and its host values (`extra`) for the next flush."""
+        self.pending.append((step, logs, extra))
         self.images_since += n_images
+        if self.eager and not torch.isfinite(logs["loss"]):
+            self.flush()
 
     def flush(self) -> list[dict[str, float]]:
         """Write the pending rows and return them; TrainingError if a loss is not finite."""
         if not self.pending:
             return []
         keys = list(self.pending[0][1])
-        values = torch.stack([torch.stack([logs[k].float() for k in keys]) for _, logs in self.pending]).tolist()
-        rows = []
-        for (step, _), vals in zip(self.pending, values):
-            row = {"step": step, "epoch": step // self.steps_per_epoch, **dict(zip(keys, vals))}
-            row.update({k: float(self.schedules[k][step]) for k in SCHEDULED})
-            rows.append(row)
+        values = torch.stack([torch.stack([logs[k].float() for k in keys]) for _, logs, _ in self.pending]).tolist()
+        rows = [{"step": step, "epoch": step // self.steps_per_epoch, **dict(zip(keys, vals)), **extra}
+                for (step, _, extra), vals in zip(self.pending, values)]
         self.pending.clear()
         for row in rows:
             if not math.isfinite(row["loss"]):
-                saved = self.checkpoint_path if self.checkpoint_path.exists() else "not written yet"
                 raise TrainingError(
                     f"loss became {row['loss']} at step {row['step']} (epoch {row['epoch']}): training "
-                    f"diverged. Try a lower --lr, --clip_grad 3, or --amp false; the last good checkpoint is "
-                    f"{saved} (resume with --resume)")
+                    f"diverged. Try a lower --lr, --clip_grad 3, or --amp false; the last good checkpoint, if "
+                    f"any, is in {self.path.parent} (resume with --resume)")
         if self.write:
             with self.path.open("a") as f:
                 f.writelines(json.dumps(r) + "\n" for r in rows)
@@ -248,14 +232,97 @@ class _StopFlag:
             signal.signal(signal.SIGINT, self._previous)
 
 
+@dataclass
+class Training:
+    """Everything a run's steps need, built once from a Config by `Training.setup`: the model (DDP-wrapped
+    under torchrun), optimiser, schedules, grad scaler, view maker and the images. `fit` and
+    `bench.time_steps` both step through one, so a benchmark times exactly what training runs."""
+
+    cfg: Config
+    model: Method
+    step_fn: Callable
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    dtype: torch.dtype | None
+    schedules: dict[str, np.ndarray]
+    view_maker: ViewMaker
+    generator: torch.Generator  # the augmentations' own random stream
+    images: torch.Tensor  # uint8 (N, 3, H, W), held on the device for the whole run
+    steps_per_epoch: int
+    n_steps: int
+    check_finite: bool  # CPU, one process: a non-finite loss is caught before its update
+    _perm: tuple[int, torch.Tensor] | None = None  # (epoch, its order)
+
+    @classmethod
+    def setup(cls, cfg: Config, images: torch.Tensor, device: torch.device) -> Training:
+        """Build the model and its training state for `images` (uint8, any device) on `device`."""
+        steps_per_epoch = len(images) // cfg.batch_size
+        if steps_per_epoch == 0:
+            raise TrainingError(f"batch_size {cfg.batch_size} is larger than the {len(images)} training images")
+        world = distributed.world_size()  # each rank makes views of its slice of a batch
+        if cfg.batch_size % world:
+            raise TrainingError(f"batch_size {cfg.batch_size} must be divisible by the {world} processes")
+        model = build_method(cfg).to(device)
+        if cfg.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        model = distributed.sync_batchnorm(model, device)
+        optimizer = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay, cfg.head_lr_scale)
+        dtype = amp_dtype(device, cfg.amp)
+        scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)  # bf16, fp32: no scaling
+        schedules = build_schedules(cfg, steps_per_epoch)
+        generator = torch.Generator(device=device).manual_seed(cfg.seed)
+        view_maker = build_view_maker(cfg)  # channels_last views when cfg.channels_last
+        # DDP averages the student's gradients over the ranks; the teacher (no gradients) stays out of it.
+        step_fn = distributed.data_parallel(model, device, find_unused_parameters=model.unused_parameters)
+        step_fn = torch.compile(step_fn) if cfg.compile else step_fn
+        return cls(cfg, model, step_fn, optimizer, scaler, dtype, schedules, view_maker, generator,
+                   images.to(device), steps_per_epoch, total_steps(cfg, steps_per_epoch),
+                   device.type == "cpu" and world == 1)  # a skipped step would stall DDP
+
+    def batch(self, step: int) -> torch.Tensor:
+        """Step `step`'s images (B, 3, H, W) uint8: its slice of the epoch's order."""
+        epoch, it = divmod(step, self.steps_per_epoch)
+        if self._perm is None or self._perm[0] != epoch:
+            self._perm = (epoch, epoch_permutation(self.cfg.seed, epoch, len(self.images), self.images.device))
+        return self.images[self._perm[1][it * self.cfg.batch_size:(it + 1) * self.cfg.batch_size]]
+
+    def hyperparameters(self, step: int) -> dict[str, float]:
+        """Step `step`'s scheduled values (lr, weight decay, teacher momentum and temperature)."""
+        return {k: float(self.schedules[k][step]) for k in SCHEDULED}
+
+    def step(self, step: int, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One optimiser step on `batch` with step `step`'s schedules; detached logs (no host sync)."""
+        set_hyperparameters(self.optimizer, self.schedules, step)
+        views = self.view_maker(batch, self.generator, (distributed.rank(), distributed.world_size()))
+        hyper = self.hyperparameters(step)
+        freeze = step < round(self.cfg.freeze_last_layer * self.steps_per_epoch)  # fractions count steps
+        return train_step(self.model, self.step_fn, self.optimizer, self.scaler, views, self.dtype,
+                          teacher_temp=hyper["teacher_temp"], momentum=hyper["momentum"],
+                          clip_grad=self.cfg.clip_grad, freeze_last_layer=freeze, check_finite=self.check_finite)
+
+    def save(self, path: Path, step: int) -> None:
+        """Checkpoint everything bit-exact resume needs after `step` steps."""
+        save_checkpoint(path, model=self.model, optimizer=self.optimizer, scaler=self.scaler, step=step,
+                        config=self.cfg, generator=self.generator)
+
+    def resume(self, path: Path) -> int:
+        """Load the checkpoint at `path` into this training state; the step to continue from."""
+        payload = load_checkpoint(path, map_location=self.images.device)
+        check_compatible(payload, self.cfg, path)
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.scaler.load_state_dict(payload["scaler"])
+        set_rng_state(payload["rng"], self.generator)
+        return payload["step"]
+
+
 def fit(cfg: Config, data: tuple[Split, Split] | None = None, callbacks: Sequence[Callback] = (),
         resume: bool = False) -> FitResult:
     """Train `cfg.method`; returns the model and history. Ctrl-C saves a checkpoint and returns.
 
     Callbacks receive ("log", {"rows": [...]}) at every log flush, ("epoch", {...}) after each
-    epoch and ("end", {...}) once; the test split is only used for the optional kNN report.
+    epoch and ("end", {...}) once. The kNN report (`cfg.knn_every`) scores the validation hold-out.
     """
-    # --- set up: data, model, optimizer, schedules
     validate(cfg)
     seed_everything(cfg.seed)
     device = distributed.setup(resolve_device(cfg.device))  # cuda:LOCAL_RANK under torchrun
@@ -266,137 +333,58 @@ def fit(cfg: Config, data: tuple[Split, Split] | None = None, callbacks: Sequenc
     train, test = prepare_data(cfg, data)
     images, labels = train_subset(cfg, train)
     monitor = split_validation(train, cfg.val_fraction)[1] if cfg.val_fraction > 0 else test  # the kNN report's
-    images = images.to(device)  # uint8 (N, 3, H, W), held on the device for the whole run
-    n = len(images)
-    steps_per_epoch = n // cfg.batch_size
-    if steps_per_epoch == 0:
-        raise TrainingError(f"batch_size {cfg.batch_size} is larger than the {n} training images")
-    n_steps = total_steps(cfg, steps_per_epoch)
-    shard = (distributed.rank(), distributed.world_size())  # each rank makes views of its slice of a batch
-    if cfg.batch_size % shard[1]:
-        raise TrainingError(f"batch_size {cfg.batch_size} must be divisible by the {shard[1]} processes")
+    t = Training.setup(cfg, images, device)
 
-    model = build_method(cfg).to(device)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    model = distributed.sync_batchnorm(model, device)
-    optimizer = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay, cfg.head_lr_scale)
-    dtype = amp_dtype(device, cfg.amp)
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)  # bf16 and fp32 need no scaling
-    schedules = build_schedules(cfg, steps_per_epoch)
-    freeze_steps = round(cfg.freeze_last_layer * steps_per_epoch)  # a fraction of an epoch counts steps
-    generator = torch.Generator(device=device).manual_seed(cfg.seed)  # the augmentations' own random stream
-    view_maker = build_view_maker(cfg)  # channels_last views when cfg.channels_last
-    # DDP averages the student's gradients over the ranks; the teacher (no gradients) stays out of it.
-    step_fn = distributed.data_parallel(model, device, find_unused_parameters=cfg.method == "dinotwins"
-                                        and cfg.beta == 0)
-    step_fn = torch.compile(step_fn) if cfg.compile else step_fn
-    mean, std = dataset_stats(cfg.dataset)
-
-    # --- resume from the checkpoint, or keep an earlier run's checkpoint aside
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "checkpoint.pt"
-    start = 0
-    if resume and ckpt_path.exists():
-        payload = load_checkpoint(ckpt_path, map_location=device)
-        check_compatible(payload, cfg, ckpt_path)
-        model.load_state_dict(payload["model"])
-        optimizer.load_state_dict(payload["optimizer"])
-        scaler.load_state_dict(payload["scaler"])
-        set_rng_state(payload["rng"], generator)
-        start = payload["step"]
-    elif ckpt_path.exists() and main:  # a fresh run never destroys an earlier one's checkpoint
-        backup = ckpt_path.with_name("checkpoint.prev.pt")
-        os.replace(ckpt_path, backup)
-        print(f"{ckpt_path} already existed: moved to {backup} (use --resume to continue a run instead)")
-    log = MetricsLog(out / "metrics.jsonl", start, steps_per_epoch, schedules, callbacks, ckpt_path, write=main)
+    start = t.resume(ckpt_path) if resume and ckpt_path.exists() else 0
+    if not resume and ckpt_path.exists() and main:  # a fresh run never destroys an earlier one's checkpoint
+        os.replace(ckpt_path, ckpt_path.with_name("checkpoint.prev.pt"))
+        print(f"{ckpt_path} already existed: moved to checkpoint.prev.pt (use --resume to continue a run instead)")
+    log = MetricsLog(out / "metrics.jsonl", start, t.steps_per_epoch, callbacks, write=main, eager=t.check_finite)
 
-    # --- the loop
-    model.train()
+    t.model.train()
     t0 = time.perf_counter()
     interrupted, done = False, start
-    perm = epoch_permutation(cfg.seed, start // steps_per_epoch, n, device)
-    pbar = tqdm(total=n_steps, initial=start, desc=f"{cfg.method} {cfg.backbone}", unit="step",
-                disable=not main)
+    pbar = tqdm(total=t.n_steps, initial=start, desc=f"{cfg.method} {cfg.backbone}", unit="step", disable=not main)
     with _StopFlag() as stop:
-        for step in range(start, n_steps):
-            epoch, it = divmod(step, steps_per_epoch)
-            if it == 0:
-                perm = epoch_permutation(cfg.seed, epoch, n, device)
-            batch = images[perm[it * cfg.batch_size:(it + 1) * cfg.batch_size]]  # (B, 3, H, W) uint8
-            set_hyperparameters(optimizer, schedules, step)
-            views = view_maker(batch, generator, shard)
-            logs = train_step(model, step_fn, optimizer, scaler, views, dtype,
-                              teacher_temp=float(schedules["teacher_temp"][step]),
-                              momentum=float(schedules["momentum"][step]), clip_grad=cfg.clip_grad,
-                              freeze_last_layer=step < freeze_steps,
-                              check_finite=device.type == "cpu" and shard[1] == 1)  # a skipped step would stall DDP
-            log.add(step, logs, len(batch))
+        for step in range(start, t.n_steps):
+            batch = t.batch(step)
+            log.add(step, t.step(step, batch), len(batch), t.hyperparameters(step))
             pbar.update(1)
             done = step + 1
-            epoch_end = done % steps_per_epoch == 0
+            epoch, epoch_end = divmod(step, t.steps_per_epoch)[0], done % t.steps_per_epoch == 0
             # The last step saves too when `cfg.steps` ends the run inside an epoch.
-            save = (epoch_end and (epoch + 1) % cfg.save_every == 0) or done == n_steps
-            # On CPU a non-finite loss was caught (in one process, before the update): flush now to stop
-            # with the message.
-            bad_loss = device.type == "cpu" and not torch.isfinite(logs["loss"])
-            if bad_loss or save or done % cfg.log_every == 0 or done == n_steps:
+            save = (epoch_end and (epoch + 1) % cfg.save_every == 0) or done == t.n_steps
+            if save or done % cfg.log_every == 0 or done == t.n_steps:
                 show_progress(pbar, log.flush(), log.images_per_s)
-
             if save and main:
-                save_checkpoint(ckpt_path, model=model, optimizer=optimizer, scaler=scaler, step=done,
-                                config=cfg, generator=generator)
+                t.save(ckpt_path, done)
             if epoch_end:
-                info: dict[str, Any] = {"epoch": epoch, "step": done, "model": model, "images": images}
+                info: dict[str, Any] = {"epoch": epoch, "step": done, "model": t.model, "images": t.images}
                 if cfg.knn_every and (epoch + 1) % cfg.knn_every == 0 and main:
-                    info.update(knn_report(model, images, labels, monitor, cfg.eval_batch_size, mean, std))
+                    info.update(knn_report(cfg, t.model.eval_backbone(), t.images, labels, monitor))
                     split = "val" if cfg.val_fraction > 0 else "test"
                     pbar.write(f"epoch {epoch + 1}: kNN top-1 ({split}, report only) {info['knn_top1_k20']:.2f} %")
                 emit(callbacks, "epoch", info)
-
-            if stop.requested and done < n_steps:
+            if stop.requested and done < t.n_steps:
                 show_progress(pbar, log.flush(), log.images_per_s)
                 if main:
-                    save_checkpoint(ckpt_path, model=model, optimizer=optimizer, scaler=scaler, step=done,
-                                    config=cfg, generator=generator)
+                    t.save(ckpt_path, done)
                 pbar.write(f"interrupted: checkpoint saved at step {done} in {ckpt_path}; continue with --resume")
                 interrupted = True
                 break
     pbar.close()
     seconds = time.perf_counter() - t0
     emit(callbacks, "end", {"step": done, "seconds": seconds})
-    return FitResult(model, log.history, cfg, out, done, interrupted, seconds)
+    return FitResult(t.model, log.history, cfg, out, done, interrupted, seconds)
 
 
 def show_progress(pbar: tqdm, rows: list[dict[str, float]], images_per_s: float) -> None:
     """Latest loss, lr and training speed on the progress bar."""
     if rows:
         pbar.set_postfix(loss=f"{rows[-1]['loss']:.3f}", lr=f"{rows[-1]['lr']:.2e}", img_s=f"{images_per_s:.0f}")
-
-
-def knn_report(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, test: Split, batch_size: int,
-               mean: Sequence[float], std: Sequence[float]) -> dict[str, float]:
-    """Online kNN accuracy of the evaluated backbone; reported, never used to steer training."""
-    backbone = model.eval_backbone()
-    train_f = extract_features(backbone, images, batch_size, mean, std)
-    test_f = extract_features(backbone, test.images, batch_size, mean, std)
-    device = train_f.device
-    return knn_classify(train_f, labels.to(device), test_f, test.labels.to(device), ks=(20,))
-
-
-def evaluate_config(cfg: Config, model: nn.Module, data: tuple[Split, Split]) -> dict[str, Any]:
-    """Linear probe + kNN of the method's evaluated backbone, fitted on the train split less its validation
-    hold-out (or `cfg.eval_subset` of it) and scored on `cfg.eval_split` (see `probe_splits`)."""
-    fit_on, score_on = probe_splits(cfg, data)
-    device = resolve_device(cfg.device)
-    mean, std = dataset_stats(cfg.dataset)
-    metrics: dict[str, Any] = evaluate(
-        model.eval_backbone(), fit_on.images.to(device), fit_on.labels.to(device), score_on.images.to(device),
-        score_on.labels.to(device), batch_size=cfg.eval_batch_size, probe_epochs=cfg.probe_epochs, seed=cfg.seed,
-        mean=mean, std=std)
-    metrics.update(split=cfg.eval_split, probe_train_images=len(fit_on), scored_images=len(score_on))
-    return metrics
 
 
 def final_logs(history: list[dict[str, float]], n: int = 20) -> dict[str, float]:
@@ -418,7 +406,7 @@ def run(cfg: Config, data: tuple[Split, Split] | None = None, resume: bool = Fal
                                "train_seconds": round(result.seconds, 1), "interrupted": result.interrupted}
     if result.interrupted or not distributed.is_main():  # under torchrun rank 0 alone evaluates
         return metrics
-    metrics.update(evaluate_config(cfg, result.model, eval_data(cfg, raw)))
+    metrics.update(evaluate(cfg, result.model.eval_backbone(), eval_data(cfg, raw)))
     final = final_logs(result.history)
     for key in ("teacher_entropy", "teacher_marginal_entropy", "teacher_raw_entropy",
                 "teacher_raw_marginal_entropy", "emb_std", "loss"):

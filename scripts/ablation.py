@@ -24,23 +24,23 @@ import sys
 import time
 from pathlib import Path
 
-from dtlib.config import make_config
+from dtlib.config import make_config, parse_overrides
 from dtlib.diagnostics import collapse_verdict
 
 # (name, method, overrides); "random_init" evaluates the untrained backbone. "Full" is the cpu-mini recipe
-# (Sinkhorn-Knopp centring, teacher temperature fixed at 0.02: results/dino_recipe.md); each ablation row
+# (Sinkhorn-Knopp centring, teacher temperature fixed at 0.01: results/dino_recipe.md); each ablation row
 # removes or reverts one safeguard.
-DINO_TEMP_WARMUP = {"teacher_temp_warmup": "true", "warmup_teacher_temp": "0.04", "teacher_temp": "0.07"}
+DINO_TEMP_WARMUP = {"warmup_teacher_temp_epochs": "30", "warmup_teacher_temp": "0.04", "teacher_temp": "0.07"}
 ROWS = [
     ("Random init (no training)", "random_init", {}),
     ("Barlow Twins", "barlow_twins", {}),
     ("DINO (full)", "dino", {}),
     ("DINO Twins (full)", "dinotwins", {}),
     ("DINO Twins, beta = 0", "dinotwins", {"beta": "0"}),
-    ("DINO, no centering", "dino", {"centering": "false"}),
-    ("DINO Twins, no centering", "dinotwins", {"centering": "false"}),
-    ("DINO, EMA centre (DINO's) instead of Sinkhorn-Knopp", "dino", {"centering_method": "ema"}),
-    ("DINO Twins, EMA centre instead of Sinkhorn-Knopp", "dinotwins", {"centering_method": "ema"}),
+    ("DINO, no centering", "dino", {"centering": "none"}),
+    ("DINO Twins, no centering", "dinotwins", {"centering": "none"}),
+    ("DINO, EMA centre (DINO's) instead of Sinkhorn-Knopp", "dino", {"centering": "ema"}),
+    ("DINO Twins, EMA centre instead of Sinkhorn-Knopp", "dinotwins", {"centering": "ema"}),
     ("DINO, DINO's teacher-temp warm-up (0.04 -> 0.07)", "dino", DINO_TEMP_WARMUP),
     ("DINO Twins, DINO's teacher-temp warm-up (0.04 -> 0.07)", "dinotwins", DINO_TEMP_WARMUP),
     ("DINO, fixed teacher momentum", "dino", {"momentum_schedule": "fixed"}),
@@ -60,10 +60,7 @@ def command(method: str, overrides: dict[str, str], seed: int, out: Path, data_d
     cmd += ["--seed", str(seed), "--data-dir", data_dir, "--out", str(out)]
     for key, value in overrides.items():
         cmd += [f"--{key}", value]
-    for item in extra:
-        key, value = item.split("=", 1)
-        cmd += [f"--{key}", value]
-    return cmd
+    return cmd + [f"--{item}" for item in extra]  # the CLI reads --key=value
 
 
 def run_all(jobs: list[tuple[list[str], Path]], parallel: int) -> None:
@@ -177,7 +174,7 @@ def main() -> int:
               "data": "CIFAR-10 (JPEG q75 copy)" if "jpeg" in args.data_dir else args.data_dir}
     Path(args.results).mkdir(parents=True, exist_ok=True)
     (Path(args.results) / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    k = make_config("cpu-mini", **dict(item.split("=", 1) for item in args.set)).out_dim
+    k = make_config("cpu-mini", **parse_overrides([f"--{item}" for item in args.set])).out_dim
     header = (f"# Ablation (cpu-mini, {result['data']}, seeds {args.seeds})\n\n"
               f"Command: `{result['command']}` at commit {commit}; each run is e.g. `{example}`.\n"
               f"Hardware: {hardware}. Mean ± std over seeds; teacher entropy and embedding std are the means "

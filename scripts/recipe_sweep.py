@@ -16,45 +16,35 @@ import sys
 
 import torch
 
-from dtlib.config import make_config
+from dtlib.config import make_config, parse_overrides
 from dtlib.data import load_dataset
-from dtlib.train import eval_data, evaluate_config, fit
-
-
-class _Backbone(torch.nn.Module):
-    """Wrap a backbone so evaluate_config probes it (it calls `model.eval_backbone()`)."""
-
-    def __init__(self, backbone: torch.nn.Module) -> None:
-        super().__init__()
-        self.backbone = backbone
-
-    def eval_backbone(self) -> torch.nn.Module:
-        return self.backbone
+from dtlib.evaluate import eval_data, evaluate
+from dtlib.train import final_logs, fit
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--preset", default="cpu-mini")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a config override")
     parser.add_argument("--out", default="runs/recipe_sweep")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--log", default=None, help="append the result line to this file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    overrides = dict(item.split("=", 1) for item in args.set)
+    overrides = parse_overrides([f"--{item}" for item in args.set])
     cfg = make_config(args.preset, data_dir=args.data_dir, out=args.out, **overrides)
     raw = load_dataset(cfg.dataset, cfg.data_dir)
     result = fit(cfg, raw)  # fit resizes to cfg.data_size itself
     data = eval_data(cfg, raw)
-    metrics = evaluate_config(cfg, result.model, data)  # the teacher's backbone for DINO and DINO Twins
+    metrics = evaluate(cfg, result.model.eval_backbone(), data)  # the teacher's backbone for DINO and DINO Twins
     scores = {k: metrics[k] for k in ("linear_top1", "knn_top1_k20")}
-    if hasattr(result.model, "student"):
-        student = _Backbone(result.model.student.backbone)
-        scores["student_linear_top1"] = evaluate_config(cfg, student, data)["linear_top1"]
-    tail = result.history[-20:]
-    last = {f"final_{k}": round(sum(r[k] for r in tail) / len(tail), 3)
-            for k in ("loss", "teacher_entropy", "teacher_marginal_entropy", "emb_std") if k in tail[-1]}
+    student = getattr(result.model, "student", None)  # DINO and DINO Twins: does the teacher lag?
+    if student is not None:
+        scores["student_linear_top1"] = evaluate(cfg, student.backbone, data)["linear_top1"]
+    final = final_logs(result.history)
+    last = {f"final_{k}": round(final[k], 3)
+            for k in ("loss", "teacher_entropy", "teacher_marginal_entropy", "emb_std") if k in final}
     line = json.dumps({"overrides": overrides, "steps": result.step, "train_seconds": round(result.seconds),
                        **{k: round(v, 2) for k, v in scores.items()}, **last})
     print(line)

@@ -81,7 +81,7 @@ def test_eval_probes_at_native_size_and_keeps_the_training_record(tmp_path, monk
     trained = json.loads((out / "metrics.json").read_text())
     assert trained["config"]["data_size"] == 8 and trained["config"]["eval_size"] == 0
     from dtlib.checkpoint import load_trained
-    from dtlib.train import eval_data
+    from dtlib.evaluate import eval_data
     model, cfg = load_trained(out / "checkpoint.pt")
     train, test = eval_data(cfg)
     assert train.images.shape[-1] == test.images.shape[-1] == 16  # native, not the 8-px training size
@@ -91,3 +91,12 @@ def test_eval_probes_at_native_size_and_keeps_the_training_record(tmp_path, monk
     again = json.loads((out / "metrics.json").read_text())
     assert again["train_seconds"] == trained["train_seconds"] > 0 and again["step"] == trained["step"]
     assert again["linear_top1"] == trained["linear_top1"]  # the same native-size evaluation, reproduced
+
+
+def test_train_help_names_every_preset_method_and_backbone(capsys):
+    from dtlib.config import BACKBONES, METHODS, PRESETS
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps long lines
+    assert [name for name in (*PRESETS, *METHODS, *BACKBONES) if name not in text] == []

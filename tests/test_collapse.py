@@ -37,7 +37,7 @@ def squares(n=256, seed=0):
 
 def final(method, seed, tmp_path, **kw):
     cfg = make_config("cpu-mini", method=method, seed=seed, subset=0, epochs=6, batch_size=64, image_size=16,
-                      local_size=8, n_local=0, teacher_temp=0.04, teacher_temp_warmup=False, out_dim=K,
+                      local_size=8, n_local=0, teacher_temp=0.04, warmup_teacher_temp_epochs=0, out_dim=K,
                       head_hidden_dim=128, bottleneck_dim=32, proj_dims=(128, 128), beta=1.0, lr=3e-3,
                       warmup_epochs=0, freeze_last_layer=0, momentum_schedule="fixed", momentum_teacher=0.9,
                       log_every=4, save_every=100, out=str(tmp_path / f"{method}{seed}{kw}"), **kw)
@@ -48,8 +48,8 @@ def final(method, seed, tmp_path, **kw):
 @pytest.fixture(scope="module")
 def measured(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("collapse")
-    runs = {(m, s, False): final(m, s, tmp, centering=False) for m in ("dino", "dinotwins") for s in (0, 1)}
-    runs.update({("dino", s, True): final("dino", s, tmp, centering=True) for s in (0, 1)})
+    runs = {(m, s, False): final(m, s, tmp, centering="none") for m in ("dino", "dinotwins") for s in (0, 1)}
+    runs.update({("dino", s, True): final("dino", s, tmp, centering="sinkhorn") for s in (0, 1)})
     return runs
 
 

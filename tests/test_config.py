@@ -1,16 +1,19 @@
 """Presets, overrides and one clear error per impossible setting."""
 
+import inspect
 from dataclasses import fields
 
 import pytest
 
-from dtlib.config import PRESETS, Config, ConfigError, make_config
+from dtlib.config import PRESETS, RECIPE, Config, ConfigError, make_config
+from dtlib.losses import DINOLoss
+from dtlib.methods import DINO, BarlowTwins, DinoTwins
 
 
 def test_preset_sets_backbone_and_overrides_win():
-    cfg = make_config("cifar10-vit-tiny", lr="1e-3", global_scale="0.2,1.0", centering="false")
+    cfg = make_config("cifar10-vit-tiny", lr="1e-3", global_scale="0.2,1.0", centering="none")
     assert cfg.backbone == "vit_tiny" and cfg.lr == 1e-3 and cfg.global_scale == (0.2, 1.0)
-    assert cfg.centering is False
+    assert cfg.centering == "none"
     assert make_config("cpu-mini").backbone == "resnet_mini"
     assert set(PRESETS) >= {"cifar10-resnet18", "cifar10-resnet50", "cifar10-vit-tiny", "cpu-mini"}
 
@@ -28,10 +31,10 @@ OVERRIDES = {
     "proj_dims": ("64,32", (64, 32)), "lambd": ("0.01", 0.01), "out_dim": ("512", 512),
     "head_hidden_dim": ("256", 256), "bottleneck_dim": ("64", 64), "head_layers": ("2", 2),
     "norm_last_layer": ("false", False), "freeze_last_layer": ("0.5", 0.5),
-    "head_bn": ("true", True), "head_lr_scale": ("0.1", 0.1), "centering_method": ("sinkhorn", "sinkhorn"),
+    "head_bn": ("true", True), "head_lr_scale": ("0.1", 0.1), "centering": ("sinkhorn", "sinkhorn"),
     "student_temp": ("0.2", 0.2),
-    "teacher_temp": ("0.05", 0.05), "teacher_temp_warmup": ("false", False), "warmup_teacher_temp": ("0.03", 0.03),
-    "warmup_teacher_temp_epochs": ("5", 5.0), "centering": ("false", False), "center_momentum": ("0.8", 0.8),
+    "teacher_temp": ("0.05", 0.05), "warmup_teacher_temp": ("0.03", 0.03),
+    "warmup_teacher_temp_epochs": ("5", 5.0), "center_momentum": ("0.8", 0.8),
     "momentum_teacher": ("0.99", 0.99), "momentum_schedule": ("fixed", "fixed"), "beta": ("0.5", 0.5),
     "bt_pairs": ("all", "all"), "seed": ("3", 3), "device": ("cpu", "cpu"), "amp": ("false", False),
     "compile": ("true", True), "channels_last": ("false", False), "log_every": ("5", 5), "save_every": ("2", 2),
@@ -73,3 +76,16 @@ def test_impossible_config_gives_one_clear_error(overrides, message):
 def test_unknown_preset_lists_presets():
     with pytest.raises(ConfigError, match="cpu-mini"):
         make_config("cifar10-resnet9")
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_sets_every_recipe_value_itself(name):
+    assert set(RECIPE) - set(PRESETS[name]) == set()
+
+
+@pytest.mark.parametrize("cls", [BarlowTwins, DINO, DinoTwins, DINOLoss])
+def test_constructor_defaults_are_the_config_defaults(cls):
+    config = {f.name: f.default for f in fields(Config)}
+    shared = {n: p.default for n, p in inspect.signature(cls.__init__).parameters.items() if n in config}
+    assert shared, "the constructor should take its settings under the Config's names"
+    assert {n: d for n, d in shared.items() if d is not inspect.Parameter.empty and d != config[n]} == {}

@@ -1,5 +1,6 @@
-"""The DINO recipe knobs of issue 10: head BatchNorm, the head's own learning rate, prototypes frozen for
-a fraction of an epoch, the collapse verdict — and the recommended recipe keeping its teacher alive."""
+"""The DINO recipe knobs of issue 10 (the study: results/dino_recipe.md): head BatchNorm, the head's own
+learning rate, prototypes frozen for a fraction of an epoch, the collapse verdict — and the recommended recipe
+keeping its teacher alive."""
 
 import math
 
@@ -127,22 +128,24 @@ def test_sinkhorn_centering_gives_sample_specific_targets_where_the_ema_centre_c
     the EMA centre (starting at 0) passes the shared pattern on, Sinkhorn-Knopp spreads the batch."""
     g = torch.Generator().manual_seed(0)
     logits = torch.linspace(-1, 1, 16).repeat(64, 1) + 0.01 * torch.randn(64, 16, generator=g)
-    ema = DINOLoss(16, centering_method="ema").teacher_probs(logits, 0.04)
-    sk = DINOLoss(16, centering_method="sinkhorn").teacher_probs(logits, 0.04)
+    ema = DINOLoss(16, centering="ema").teacher_probs(logits, 0.04)
+    sk = DINOLoss(16, centering="sinkhorn").teacher_probs(logits, 0.04)
     assert marginal_entropy(ema).item() < 0.5  # every sample on the same prototype
     assert marginal_entropy(sk).item() > 0.95 * math.log(16)  # the batch uses all of them
-    loss = DINOLoss(16, centering_method="sinkhorn")
+    loss = DINOLoss(16, centering="sinkhorn")
     loss([logits, logits], [logits, logits], 0.04)
     assert torch.equal(loss.center, torch.zeros(1, 16))  # no EMA centre under Sinkhorn-Knopp
 
 
-def test_unknown_centering_method_is_one_clear_error():
-    with pytest.raises(ConfigError, match="centering_method"):
-        make_config("cpu-mini", centering_method="softmax")
+def test_unknown_centering_is_one_clear_error():
+    with pytest.raises(ConfigError, match="unknown centering 'softmax': choose one of"):
+        make_config("cpu-mini", centering="softmax")
+    with pytest.raises(ConfigError, match="unknown setting 'centering_method'"):  # the old switch pair is gone
+        make_config("cpu-mini", centering_method="ema")
 
 
 # The cpu-mini DINO teacher before issue 10: DINO's EMA centre and teacher temperature 0.04 -> 0.07.
-OLD_RECIPE = dict(centering_method="ema", teacher_temp_warmup=True, warmup_teacher_temp=0.04, teacher_temp=0.07,
+OLD_RECIPE = dict(centering="ema", warmup_teacher_temp=0.04, teacher_temp=0.07,
                   warmup_teacher_temp_epochs=1)
 
 

@@ -41,7 +41,7 @@ class TinyBackbone(nn.Sequential):
 def train_steps(steps: int) -> dict[str, torch.Tensor]:
     """A few DINO Twins steps (DINO loss and centre, Barlow Twins term, teacher EMA) on a fixed batch of 8."""
     torch.manual_seed(0)
-    model = DinoTwins(TinyBackbone(), beta=0.5, proj_dims=(16,), out_dim=32, hidden_dim=16, bottleneck_dim=8)
+    model = DinoTwins(TinyBackbone(), beta=0.5, proj_dims=(16,), out_dim=32, head_hidden_dim=16, bottleneck_dim=8)
     step_fn = distributed.data_parallel(model, torch.device("cpu"))
     optimizer = build_optimizer("sgd", model, 0.01, 1e-4)
     scaler = torch.amp.GradScaler("cpu", enabled=False)

@@ -1,11 +1,14 @@
 """Tests for dtlib.evaluate: features, weighted kNN and the linear probe, on small synthetic data."""
 
+import dataclasses
 import math
 
 import pytest
 import torch
 from torch import nn
 
+from dtlib.config import make_config
+from dtlib.data import Split
 from dtlib.evaluate import (
     CIFAR10_MEAN,
     CIFAR10_STD,
@@ -15,6 +18,7 @@ from dtlib.evaluate import (
     knn_classify,
     knn_predict,
     linear_probe,
+    probe_splits,
     topk_accuracy,
 )
 
@@ -175,13 +179,19 @@ def test_extract_features_batching_and_input_dtype():
     assert not net.training
 
 
-def test_evaluate_end_to_end_keys():
+def test_evaluate_probes_the_configured_splits_with_the_config_settings():
     net = _tiny_net()
-    train_images, test_images = _uint8_images(40, seed=2), _uint8_images(20, seed=3)
-    train_labels, test_labels = torch.arange(40) % 3, torch.arange(20) % 3
-    out = evaluate(net, train_images, train_labels, test_images, test_labels, probe_epochs=2, ks=(20, 200))
-    assert set(out) == {"linear_top1", "linear_top5", "knn_top1", "knn_top1_k20", "knn_top1_k200", "feature_dim"}
-    assert out["knn_top1"] == out["knn_top1_k20"]
-    assert out["feature_dim"] == 8.0
-    assert all(0.0 <= out[key] <= 100.0 for key in out if key != "feature_dim")
-    assert net.training
+    train = Split(_uint8_images(40, seed=2), torch.arange(40) % 2, ["a", "b"])
+    test = Split(_uint8_images(20, seed=3), torch.arange(20) % 2, ["a", "b"])
+    cfg = make_config("cpu-mini", probe_epochs=2, val_fraction=0.25, eval_split="val", eval_subset=24,
+                      eval_batch_size=7, seed=3)
+    out = evaluate(cfg, net, (train, test))
+    fit_on, score_on = probe_splits(cfg, (train, test))
+    assert (len(fit_on), len(score_on)) == (24, 10) == (out["probe_train_images"], out["scored_images"])
+    f, g = extract_features(net, fit_on.images), extract_features(net, score_on.images)
+    expected = linear_probe(f, fit_on.labels, g, score_on.labels, epochs=2, seed=3)
+    expected.update(knn_classify(f, fit_on.labels, g, score_on.labels, ks=(20, 200)))
+    assert {k: out[k] for k in expected} == pytest.approx(expected)
+    assert out["knn_top1"] == out["knn_top1_k20"] and out["feature_dim"] == 8.0 and out["split"] == "val"
+    assert evaluate(dataclasses.replace(cfg, eval_split="test"), net, (train, test))["scored_images"] == 20
+    assert net.training  # the caller's mode is kept

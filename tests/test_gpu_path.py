@@ -69,7 +69,7 @@ def test_amp_dtype_ignores_emulated_bf16(monkeypatch, native_bf16, expected):
 def test_vit_teacher_has_no_drop_path():
     torch.manual_seed(0)
     backbone = build_backbone("vit_tiny", img_size=16, depth=4, drop_path_rate=0.5)
-    model = DINO(backbone, out_dim=16, hidden_dim=32, bottleneck_dim=8).train()
+    model = DINO(backbone, out_dim=16, head_hidden_dim=32, bottleneck_dim=8).train()
     assert any(isinstance(m, DropPath) for m in model.student.modules())  # the student keeps its regulariser
     assert not any(isinstance(m, DropPath) for m in model.teacher.modules())
     x = torch.randn(8, 3, 16, 16)

@@ -106,7 +106,7 @@ def test_dino_center_update_matches_formula():
 
 def test_dino_without_centering_uses_raw_teacher_logits_and_keeps_center():
     g = torch.Generator().manual_seed(5)
-    loss_fn = DINOLoss(5, centering=False)
+    loss_fn = DINOLoss(5, centering="none")
     loss_fn.center.copy_(torch.randn(1, 5, generator=g))
     before = loss_fn.center.clone()
     t = torch.randn(3, 5, generator=g)

@@ -13,7 +13,8 @@ from dtlib.checkpoint import CheckpointError, load_checkpoint, load_trained
 from dtlib.cifar import CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD
 from dtlib.config import make_config
 from dtlib.data import Split, split_validation
-from dtlib.train import TrainingError, evaluate_config, fit, train_step, train_subset
+from dtlib.evaluate import evaluate_config, probe_splits
+from dtlib.train import TrainingError, fit, train_step, train_subset
 
 
 def tiny_data(n_train=64, n_test=32, size=16, seed=0):
@@ -111,10 +112,10 @@ def test_checkpoint_round_trip_and_errors(tmp_path):
 
 
 def test_schedules_follow_the_ablation_switches():
-    cfg = make_config("cpu-mini", epochs=4, teacher_temp_warmup=False, momentum_schedule="fixed")
+    cfg = make_config("cpu-mini", epochs=4, warmup_teacher_temp_epochs=0, momentum_schedule="fixed")
     s = build_schedules(cfg, steps_per_epoch=10)
     assert (s["teacher_temp"] == cfg.teacher_temp).all() and (s["momentum"] == cfg.momentum_teacher).all()
-    warm = make_config("cpu-mini", epochs=4, teacher_temp_warmup=True, warmup_teacher_temp=0.04, teacher_temp=0.07,
+    warm = make_config("cpu-mini", epochs=4, warmup_teacher_temp=0.04, teacher_temp=0.07,
                        warmup_teacher_temp_epochs=2)
     s = build_schedules(warm, steps_per_epoch=10)
     assert s["teacher_temp"][0] == pytest.approx(0.04) and s["teacher_temp"][20:].tolist() == [0.07] * 20
@@ -171,31 +172,17 @@ def test_validation_hold_out_is_stratified_fixed_and_never_trained_on(tmp_path):
 
 
 @pytest.mark.parametrize("split", ["val", "test"])
-def test_eval_subset_fits_the_probe_on_a_fixed_subset_of_the_rest_and_scores_the_chosen_split(monkeypatch, split):
-    import dtlib.train as train_module
-
-    seen = []
-
-    def spy(backbone, train_images, train_labels, test_images, test_labels, **kw):
-        seen.append((train_images, train_labels, test_images, test_labels))
-        return {"linear_top1": 0.0}
-
-    monkeypatch.setattr(train_module, "evaluate", spy)
+def test_eval_subset_fits_the_probe_on_a_fixed_subset_of_the_rest_and_scores_the_chosen_split(split):
     train, test = tiny_data(n_train=100, n_test=32)
     rest, val = split_validation(train, 0.1)
     cfg = tiny_config("unused", eval_subset=20, val_fraction=0.1, eval_split=split)
-    model = build_method(cfg)
-    metrics = evaluate_config(cfg, model, (train, test))
-    evaluate_config(cfg, model, (train, test))
-    assert metrics["probe_train_images"] == 20 and metrics["split"] == split
-    (images, labels, scored, scored_labels), (images2, _, _, _) = seen
-    assert images.shape[0] == 20 and torch.equal(images, images2) and not torch.equal(images, rest.images[:20])
+    (fit_on, score_on), (again, _) = probe_splits(cfg, (train, test)), probe_splits(cfg, (train, test))
+    images, labels = fit_on.images, fit_on.labels
+    assert images.shape[0] == 20 and torch.equal(images, again.images) and not torch.equal(images, rest.images[:20])
     assert torch.equal(labels, rest.labels[index_of(images, rest.images)])  # fitted on the rest only
     target = val if split == "val" else test
-    assert torch.equal(scored, target.images) and torch.equal(scored_labels, target.labels)
-    assert metrics["scored_images"] == len(target)
-    assert evaluate_config(tiny_config("unused", eval_subset=0, val_fraction=0.1), model,
-                           (train, test))["probe_train_images"] == len(rest)
+    assert torch.equal(score_on.images, target.images) and torch.equal(score_on.labels, target.labels)
+    assert len(probe_splits(tiny_config("unused", eval_subset=0, val_fraction=0.1), (train, test))[0]) == len(rest)
 
 
 @pytest.mark.parametrize("dataset, mean, std", [("cifar10", CIFAR10_MEAN, CIFAR10_STD),
