@@ -109,14 +109,14 @@ _GPU: dict[str, Any] = dict(
     lambd=5e-3, out_dim=4096, head_hidden_dim=2048, bottleneck_dim=256, head_layers=3, norm_last_layer=True,
     head_bn=False, head_lr_scale=1.0, freeze_last_layer=1, student_temp=0.1, teacher_temp=0.07,
     warmup_teacher_temp=0.04, warmup_teacher_temp_epochs=30, centering="sinkhorn", center_momentum=0.9,
-    momentum_teacher=0.996, momentum_schedule="cosine", beta=0.05, bt_pairs="global", probe_epochs=100,
+    momentum_teacher=0.996, momentum_schedule="cosine", beta=5e-4, bt_pairs="global", probe_epochs=100,
     eval_subset=0, device="auto", log_every=50,
 )
 _VIT: dict[str, Any] = dict(backbone="vit_tiny", optimizer="adamw", lr=5e-4, weight_decay=0.04, weight_decay_end=0.4,
                             clip_grad=3.0, channels_last=False)
-# The short GPU runs take cpu-mini's measured DINO recipe (sharp fixed teacher temperature, small beta, fast teacher).
-_LESSON: dict[str, Any] = dict(epochs=6, n_local=2, warmup_epochs=1, teacher_temp=0.01, warmup_teacher_temp_epochs=0,
-                               beta=0.002, momentum_teacher=0.99, freeze_last_layer=0, probe_epochs=50)
+# The short GPU runs take cpu-mini's frozen DINO recipe (results/selection.md; beta scaled to D = 2048: presets.md).
+_LESSON: dict[str, Any] = dict(epochs=6, n_local=2, warmup_epochs=1, teacher_temp=0.005, warmup_teacher_temp_epochs=0,
+                               beta=5e-4, momentum_teacher=0.99, freeze_last_layer=0, probe_epochs=50)
 
 PRESETS: dict[str, dict[str, Any]] = {
     "cifar10-resnet18": dict(_GPU),  # results/presets.md
@@ -132,7 +132,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         image_size=16, global_scale=(0.3, 1.0), n_local=2, local_size=8, local_scale=(0.05, 0.3),
         proj_dims=(512, 512, 512), lambd=5e-3, out_dim=1024, head_hidden_dim=512, bottleneck_dim=128, head_layers=3,
         norm_last_layer=True, head_bn=False, head_lr_scale=1.0, freeze_last_layer=0, student_temp=0.1,
-        teacher_temp=0.01, warmup_teacher_temp=0.04, warmup_teacher_temp_epochs=0, centering="sinkhorn",
+        teacher_temp=0.005, warmup_teacher_temp=0.04, warmup_teacher_temp_epochs=0, centering="sinkhorn",
         center_momentum=0.9, momentum_teacher=0.9, momentum_schedule="cosine", beta=0.002, bt_pairs="global",
         probe_epochs=50, eval_subset=10000,
         device="cpu", channels_last=True, log_every=10, save_every=1, eval_batch_size=1024,

@@ -89,3 +89,18 @@ def test_constructor_defaults_are_the_config_defaults(cls):
     shared = {n: p.default for n, p in inspect.signature(cls.__init__).parameters.items() if n in config}
     assert shared, "the constructor should take its settings under the Config's names"
     assert {n: d for n, d in shared.items() if d is not inspect.Parameter.empty and d != config[n]} == {}
+
+
+def test_presets_md_states_each_presets_values():
+    """results/presets.md quotes the values it justifies: each `name=value` it lists for a preset is that preset's."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "results" / "presets.md").read_text()
+    base = re.search(r"Base GPU recipe: (.*)\n", text).group(1)
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| (\S+) \| (.*?) \|", text, re.M) if m.group(1) in PRESETS}
+    assert set(rows) == set(PRESETS)
+    for name, listed in [("cifar10-resnet18", base), *rows.items()]:
+        cfg = make_config(name)
+        for field_name, value in re.findall(r"`(\w+)=([^`]*)`", listed):
+            assert repr(getattr(cfg, field_name)) == value, (name, field_name, value)
