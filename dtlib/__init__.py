@@ -9,6 +9,7 @@ from .cifar import dataset_stats, normalize
 from .config import PRESETS, Config, make_config
 from .data import Split, load_dataset, load_split
 from .evaluate import eval_data, evaluate, evaluate_config, extract_features, knn_classify, linear_probe
+from .export import export_backbone, load_backbone
 from .heads import DINOHead, Projector
 from .losses import DINOLoss, barlow_twins_loss
 from .methods import DINO, BarlowTwins, DinoTwins
@@ -19,8 +20,8 @@ __all__ = [
     "BarlowTwins", "Config", "DINO", "DINOHead", "DINOLoss", "DinoTwins", "PRESETS", "Projector", "Split",
     "ViewMaker", "ViewSpec", "__version__", "barlow_twins_loss", "barlow_twins_views", "build_backbone",
     "build_method", "build_schedules", "build_view_maker", "dataset_stats", "eval_data", "evaluate",
-    "evaluate_config", "extract_features", "final_logs", "fit", "knn_classify", "linear_probe", "load_dataset",
-    "load_split",
+    "evaluate_config", "export_backbone", "extract_features", "final_logs", "fit", "knn_classify", "linear_probe",
+    "load_backbone", "load_dataset", "load_split",
     "load_trained", "make_config", "multicrop_views", "normalize", "recorded_results", "resolve_device", "run",
     "steps_per_epoch",
 ]

@@ -128,6 +128,12 @@ def cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
     return bench_main(rest)
 
 
+def cmd_pack_data(args: argparse.Namespace, rest: list[str]) -> int:
+    from .pack import main as pack_main
+
+    return pack_main(rest)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; bad input gives one line on stderr and exit code 2."""
     parser = argparse.ArgumentParser(prog="python -m dtlib", epilog=EPILOG,
@@ -153,8 +159,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="score the validation hold-out (recipe choices) or the test split (final rows); "
                         "default: the run's eval_split")
     sub.add_parser("bench", help="images/s of a training step per method and backbone", add_help=False)
+    sub.add_parser("pack-data", help="an ImageFolder dataset as one .tgz (for a device run)", add_help=False)
     args, rest = parser.parse_known_args(argv)
-    commands = {"train": cmd_train, "eval": cmd_eval, "bench": cmd_bench}
+    commands = {"train": cmd_train, "eval": cmd_eval, "bench": cmd_bench, "pack-data": cmd_pack_data}
     try:
         return commands[args.command](args, rest)
     except (ConfigError, DataError, CheckpointError, TrainingError) as err:

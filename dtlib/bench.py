@@ -18,26 +18,16 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .build import build_method, build_view_maker
 from .config import Config, make_config
+from .gpu import datasheet_tflops, default_bench_batch, halving_on_oom, peak_fractions
 from .train import Training, enable_fast_cuda_math, resolve_device
 
-# Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets, matched on the device name.
-BF16_PEAK_TFLOPS = {"H200": 989.0, "H100 SXM": 989.0, "H100 80GB HBM3": 989.0, "H100 PCIe": 756.0,
-                    "H100": 756.0, "A100": 312.0, "L4": 121.0, "A10G": 70.0, "T4": 65.0}
 # The GPUs of the time estimate, with their dense tensor-core peak (TFLOP/s) in the dtype dtlib trains in
 # there (a T4 has no native bf16: fp16 + GradScaler, see train.amp_dtype).
 REFERENCE_GPUS = {"T4 (fp16)": 65.0, "A100 (bf16)": 312.0, "H100 SXM (bf16)": 989.0}
 TRAIN_SIZES = {"cifar10": 50_000, "cifar100": 50_000}
 
 
-def peak_tflops(device: torch.device) -> float | None:
-    """The GPU's dense bf16 peak from `BF16_PEAK_TFLOPS`, or None when unknown (or on CPU)."""
-    if device.type != "cuda":
-        return None
-    name = torch.cuda.get_device_name(device)
-    for key, value in BF16_PEAK_TFLOPS.items():
-        if key in name:
-            return value
-    return None
+peak_tflops = datasheet_tflops  # the name the rest of bench uses
 
 
 def time_steps(cfg: Config, device: torch.device, steps: int, warmup: int,
@@ -68,7 +58,7 @@ def time_steps(cfg: Config, device: torch.device, steps: int, warmup: int,
     return seconds, counter.get_total_flops()
 
 
-def bench_one(method: str, backbone: str, batch_size: int, steps: int, warmup: int, device: torch.device,
+def bench_one(batch_size: int, method: str, backbone: str, steps: int, warmup: int, device: torch.device,
               compile: bool = False, **overrides: Any) -> dict[str, Any]:
     """Time `steps` training steps (after `warmup`) of one method/backbone on random uint8 images."""
     preset = "cpu-mini" if device.type == "cpu" and backbone == "resnet_mini" else None
@@ -79,9 +69,7 @@ def bench_one(method: str, backbone: str, batch_size: int, steps: int, warmup: i
                               "images_per_s": round(batch_size / seconds, 1), "step_ms": round(1000 * seconds, 2),
                               "gflops_per_step": round(flops / 1e9, 2),
                               "achieved_tflops": round(flops / seconds / 1e12, 3), "compile": compile}
-    peak = peak_tflops(device)
-    if peak:
-        result["fraction_of_bf16_peak"] = round(flops / seconds / 1e12 / peak, 4)
+    result.update(peak_fractions(flops / seconds / 1e12, device))  # datasheet and measured ceilings
     return result
 
 
@@ -189,21 +177,22 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     methods = args.methods or "barlow_twins,dino,dinotwins"
     backbones = args.backbones or ("resnet18,resnet50,vit_tiny" if gpu else "resnet_mini,resnet18")
-    batch = args.batch_size or (512 if gpu else 64)
+    batch = args.batch_size or default_bench_batch(device)
     steps = args.steps or (20 if gpu else 3)
     warmup = args.warmup if args.warmup is not None else (5 if gpu else 1)
     name = torch.cuda.get_device_name(device) if gpu else f"CPU ({torch.get_num_threads()} threads)"
     print(f"device: {name}, batch {batch}, {steps} timed steps after {warmup} warm-up")
     print(f"{'method':<13} {'backbone':<12} {'img/s':>9} {'ms/step':>9} {'GFLOP/step':>11} {'TFLOP/s':>8} "
-          f"{'of peak':>8}")
+          f"{'of peak':>8} {'of meas.':>8}")
     results = []
     for backbone in backbones.split(","):
         for method in methods.split(","):
-            r = bench_one(method, backbone, batch, steps, warmup, device, args.compile)
+            r = halving_on_oom(bench_one, batch, method, backbone, steps, warmup, device, args.compile)
             results.append(r)
-            frac = f"{100 * r['fraction_of_bf16_peak']:.1f} %" if "fraction_of_bf16_peak" in r else "n/a"
+            frac, meas = (f"{100 * r[k]:.1f} %" if k in r else "n/a"
+                          for k in ("fraction_of_bf16_peak", "fraction_of_measured_ceiling"))
             print(f"{method:<13} {backbone:<12} {r['images_per_s']:>9.1f} {r['step_ms']:>9.1f} "
-                  f"{r['gflops_per_step']:>11.1f} {r['achieved_tflops']:>8.3f} {frac:>8}", flush=True)
+                  f"{r['gflops_per_step']:>11.1f} {r['achieved_tflops']:>8.3f} {frac:>8} {meas:>8}", flush=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"device": name, "torch": torch.__version__, "results": results},

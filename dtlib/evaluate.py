@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from .amp import autocast
 from .cifar import CIFAR10_MEAN, CIFAR10_STD, dataset_stats, normalize
 from .config import Config
 from .data import Split, load_dataset, random_subset, resize_split, split_validation
@@ -50,8 +51,7 @@ def extract_features(
         for start in tqdm(range(0, images.shape[0], batch_size), desc="features", unit="batch", leave=False):
             x = images[start : start + batch_size].to(device, non_blocking=True)  # (B, 3, H, W)
             x = normalize(x if x.dtype == torch.uint8 else x.float(), mean, std)
-            # bf16 autocast only on CUDA: CPU bf16 is slow on most CPUs and fp32 there is exact.
-            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            with autocast(device):  # training's dtype: bf16, fp16 on a T4, fp32 on CPU
                 feats = backbone(x)
             chunks.append(feats.float().flatten(1))  # (B, D)
         return torch.cat(chunks)  # (N, D)

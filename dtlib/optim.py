@@ -44,15 +44,24 @@ class LARS(torch.optim.Optimizer):
         super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta, clip=clip,
                                       lars=True, lr_scale=1.0))
 
+    # GradScaler hands this optimizer its scale and inf flag (`grad_scale`, `found_inf` device tensors)
+    # instead of unscaling the gradients and reading the flag on the host before every step.
+    _step_supports_amp_scaling = True
+
     @torch.no_grad()
     def step(self, closure=None):
-        """One update; no host sync (trust ratios stay on the device)."""
+        """One update; no host sync (trust ratios, and under a GradScaler the unscaling and the skip of a
+        step with an inf/NaN gradient, stay on the device)."""
+        grad_scale = getattr(self, "grad_scale", None)  # set by GradScaler.step for this call only
+        found_inf = getattr(self, "found_inf", None)
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
             lr = group["lr"] * group.get("lr_scale", 1.0)  # get: checkpoints from before the scale
             grads = [p.grad for p in params]
+            if grad_scale is not None:
+                grads = torch._foreach_mul(grads, grad_scale.double().reciprocal().float())
             if group["weight_decay"]:
                 grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
             if group["lars"]:
@@ -63,15 +72,23 @@ class LARS(torch.optim.Optimizer):
                 if group.get("clip", True) and lr > 0:
                     trust = trust.div_(lr).clamp_(max=1.0)
                 grads = torch._foreach_mul(grads, list(trust.unbind()))
+            if found_inf is not None:  # a skipped step must leave weights and momenta as they are
+                grads = [torch.where(found_inf > 0, 0.0, g) for g in grads]
             bufs = []
             for p in params:
                 state = self.state[p]
                 if "momentum_buffer" not in state:
                     state["momentum_buffer"] = torch.zeros_like(p)
                 bufs.append(state["momentum_buffer"])
-            torch._foreach_mul_(bufs, group["momentum"])
-            torch._foreach_add_(bufs, grads)
-            torch._foreach_add_(params, bufs, alpha=-lr)
+            if found_inf is None:
+                torch._foreach_mul_(bufs, group["momentum"])
+                torch._foreach_add_(bufs, grads)
+                torch._foreach_add_(params, bufs, alpha=-lr)
+            else:  # keep = 0 on a skipped step: buffers times 1 plus 0, parameters minus 0
+                keep = (found_inf <= 0).float()
+                torch._foreach_mul_(bufs, keep * group["momentum"] + (1 - keep))
+                torch._foreach_add_(bufs, grads)
+                torch._foreach_add_(params, torch._foreach_mul(bufs, keep), alpha=-lr)
 
 
 def build_optimizer(name: str, model: nn.Module, lr: float, weight_decay: float,

@@ -25,9 +25,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import distributed
+from .amp import amp_dtype, resume_states
 from .augment import ViewMaker
 from .build import build_method, build_schedules, build_view_maker, total_steps
-from .checkpoint import check_compatible, load_checkpoint, save_checkpoint, set_rng_state
+from .checkpoint import check_compatible, load_checkpoint, save_checkpoint
 from .config import Config, validate
 from .data import Split, load_dataset, random_subset, resize_split, split_validation
 from .evaluate import eval_data, evaluate, knn_report
@@ -64,15 +65,6 @@ def resolve_device(name: str = "auto") -> torch.device:
     if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
-
-
-def amp_dtype(device: torch.device, enabled: bool = True) -> torch.dtype | None:
-    """bf16 where the GPU supports it natively (compute capability >= 8.0), fp16 + GradScaler on older GPUs
-    such as a T4, none (fp32) on CPU and MPS."""
-    if not enabled or device.type != "cuda":
-        return None
-    # The default also counts emulated bf16, which a T4 runs far slower than its fp16 tensor cores.
-    return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
 
 
 def enable_fast_cuda_math() -> None:
@@ -311,8 +303,7 @@ class Training:
         check_compatible(payload, self.cfg, path)
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
-        self.scaler.load_state_dict(payload["scaler"])
-        set_rng_state(payload["rng"], self.generator)
+        resume_states(payload, self.scaler, self.generator, self.cfg.seed)  # across device kinds too (dtlib/amp.py)
         return payload["step"]
 
 

@@ -326,3 +326,31 @@ def test_cuda_generator_reproducible() -> None:
     b = vm(u8, torch.Generator(device="cuda").manual_seed(1))
     assert all(v.device.type == "cuda" and torch.equal(x, v) for x, v in zip(a, b))
     assert all(torch.isfinite(v).all() for v in a)
+
+
+def _views_one_spec_at_a_time(vm: ViewMaker, u8: torch.Tensor, generator: torch.Generator) -> list[torch.Tensor]:
+    """What ViewMaker did before it grouped equal specs: one apply_view per spec."""
+    x = u8.float().div_(255.0)
+    params = [sample_view_params(len(u8), *u8.shape[-2:], s, generator) for s in vm.specs]
+    return [apply_view(x, p, s, vm.mean, vm.std, vm.memory_format) for s, p in zip(vm.specs, params)]
+
+
+@pytest.mark.parametrize("cifar, channels_last", [(True, False), (False, True)])
+def test_grouped_equal_specs_give_bit_identical_views(cifar: bool, channels_last: bool) -> None:
+    u8 = torch.randint(0, 256, (12, 3, 32, 32), dtype=torch.uint8, generator=gen())
+    vm = ViewMaker(multicrop_views(n_local=4, cifar=cifar), channels_last=channels_last)
+    grouped, single = vm(u8, gen(5)), _views_one_spec_at_a_time(vm, u8, gen(5))
+    assert len(grouped) == 6
+    for a, b in zip(grouped, single, strict=True):
+        assert torch.equal(a, b)
+        assert a.is_contiguous(memory_format=vm.memory_format)
+
+
+def test_equal_local_specs_are_augmented_in_one_call(monkeypatch) -> None:
+    import dtlib.augment as augment_module
+
+    calls = []
+    real = augment_module.apply_view
+    monkeypatch.setattr(augment_module, "apply_view", lambda x, *a, **k: calls.append(len(x)) or real(x, *a, **k))
+    ViewMaker(multicrop_views(n_local=6))(torch.zeros(4, 3, 32, 32, dtype=torch.uint8), gen())
+    assert calls == [4, 4, 24]  # two different global views, then the six local crops at once

@@ -3,6 +3,7 @@
 import pytest
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from dtlib.heads import DINOHead
 from dtlib.optim import BIAS_LR_SCALE, LARS, build_optimizer, param_groups
@@ -75,3 +76,79 @@ def test_build_optimizer_kinds():
     assert isinstance(build_optimizer("adamw", model, 1e-3, 0.05), torch.optim.AdamW)
     assert isinstance(build_optimizer("sgd", model, 0.1, 0.0), torch.optim.SGD)
     assert isinstance(build_optimizer("lars", model, 0.1, 1e-6), LARS)
+
+
+class CountHostReads(TorchDispatchMode):
+    """Counts device-to-host reads of a tensor's value (.item(), bool(t)): each one syncs a GPU."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += func is torch.ops.aten._local_scalar_dense.default
+        return func(*args, **(kwargs or {}))
+
+
+def _lars_pair(seed=0):
+    """Two identical models with a LARS each, and one batch's loss function."""
+    models = []
+    for _ in range(2):
+        torch.manual_seed(seed)
+        models.append(nn.Sequential(nn.Linear(5, 7), nn.BatchNorm1d(7), nn.Linear(7, 3)))
+    opts = [build_optimizer("lars", m, 0.3, 1e-4) for m in models]
+    return models, opts
+
+
+def test_lars_takes_the_scale_from_grad_scaler_without_a_host_sync():
+    assert LARS._step_supports_amp_scaling  # GradScaler then skips its unscale_ and found_inf.item()
+    models, opts = _lars_pair()
+    scaler = torch.amp.GradScaler("cpu", init_scale=1.0, growth_interval=1000)
+    x = torch.randn(8, 5)
+    for step in range(3):
+        for model, opt, scaled in zip(models, opts, (False, True)):
+            opt.zero_grad()
+            loss = model(x + step).pow(2).mean()
+            if scaled:
+                scaler.scale(loss).backward()
+                with CountHostReads() as reads:
+                    scaler.step(opt)
+                assert reads.count == 0  # a plain optimizer's step reads found_inf with .item()
+                scaler.update()
+            else:
+                loss.backward()
+                opt.step()
+        for a, b in zip(*(m.parameters() for m in models)):
+            assert torch.equal(a, b), step  # scale 1: the same update as the plain path, bit for bit
+    for a, b in zip(*(o.state_dict()["state"].values() for o in opts)):
+        assert torch.equal(a["momentum_buffer"], b["momentum_buffer"])
+
+
+def test_lars_under_grad_scaler_unscales_and_skips_a_step_with_an_inf_gradient():
+    models, opts = _lars_pair()
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    x = torch.randn(8, 5)
+    for model, opt, scale in zip(models, opts, (None, scaler)):
+        opt.zero_grad()
+        loss = model(x).pow(2).mean()
+        (scale.scale(loss) if scale else loss).backward()
+        if scale:
+            scale.step(opt)
+            scale.update()
+        else:
+            opt.step()
+    for a, b in zip(*(m.parameters() for m in models)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)  # the 1024 was divided out
+    before = [p.detach().clone() for p in models[1].parameters()]
+    bufs = [s["momentum_buffer"].clone() for s in opts[1].state_dict()["state"].values()]
+    opts[1].zero_grad()
+    loss = models[1](x).pow(2).mean()
+    scaler.scale(loss).backward()
+    next(models[1].parameters()).grad[0, 0] = float("inf")
+    scaler.step(opts[1])
+    scaler.update()
+    assert scaler.get_scale() == 512.0  # the inf was seen: the scale backs off
+    for p, b in zip(models[1].parameters(), before):
+        assert torch.equal(p, b)  # and the step was skipped
+    for s, b in zip(opts[1].state_dict()["state"].values(), bufs):
+        assert torch.equal(s["momentum_buffer"], b)
