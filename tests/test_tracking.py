@@ -86,7 +86,7 @@ def test_logged_cross_correlation_is_the_one_the_loss_sees(tmp_path, monkeypatch
     monkeypatch.setattr(dtlib.methods, "barlow_twins_loss", spy)
     views = logger.view_maker(images, torch.Generator().manual_seed(0))  # the probe's views, all of them
     with torch.no_grad():
-        model(views)
+        model(views, teacher_temp=cfg.teacher_temp)
     assert len(seen) == 1
     torch.testing.assert_close(logged, seen[0], rtol=0, atol=1e-5)
 
