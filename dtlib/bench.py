@@ -27,7 +27,6 @@ REFERENCE_GPUS = {"T4 (fp16)": 65.0, "A100 (bf16)": 312.0, "H100 SXM (bf16)": 98
 TRAIN_SIZES = {"cifar10": 50_000, "cifar100": 50_000}
 
 
-peak_tflops = datasheet_tflops  # the name the rest of bench uses
 
 
 def time_steps(cfg: Config, device: torch.device, steps: int, warmup: int,
@@ -125,7 +124,7 @@ def _flops_main(args: argparse.Namespace, device: torch.device) -> dict[str, Any
           "(the uncounted elementwise work, optimizer and augmentation are what the fraction absorbs):")
     print(f"  {'GPU':<18} {'peak TFLOP/s':>12} {'min/epoch':>10} {'min/run':>9}")
     rows = [(gpu, peak, r["minutes_per_run"][gpu]) for gpu, peak in REFERENCE_GPUS.items()]
-    peak = peak_tflops(device)
+    peak = datasheet_tflops(device)
     if peak:
         mine = r["flops_per_run"] / (args.fraction * peak * 1e12) / 60
         rows.append((f"this {torch.cuda.get_device_name(device)}", peak, mine))
