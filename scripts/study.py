@@ -32,6 +32,13 @@ RESULTS = Path(__file__).resolve().parents[1] / "results"
 PRESET = "cpu-mini"
 SELECTION_SEEDS = (0, 1, 2)  # the seeds the earlier cpu-mini results used
 POWER_SEEDS = tuple(range(100, 110))  # fresh: no earlier run used them
+SAFEGUARD_SEEDS = tuple(range(110, 115))  # fresh again (results/safeguards.md)
+NON_INFERIORITY = 0.5  # points of linear top-1, set in results/safeguards.md before the runs
+# DINO's safeguards, each as the overrides that take it away from the frozen recipe (results/safeguards.md)
+SAFEGUARDS = {"no centring": {"centering": "none"}, "EMA centre": {"centering": "ema"},
+              "DINO's temperature schedule": {"teacher_temp": "0.07", "warmup_teacher_temp": "0.04",
+                                              "warmup_teacher_temp_epochs": "0.3"},
+              "fixed momentum 0.9": {"momentum_schedule": "fixed"}}
 BETAS = ("0", "0.0005", "0.001", "0.002", "0.005", "0.01", "0.02")
 TEACHER_TEMPS = ("0.005", "0.01", "0.02", "0.04")
 KEPT = ("linear_top1", "linear_top5", "knn_top1_k20", "knn_top1_k200", "train_seconds", "step", "split",
@@ -101,7 +108,15 @@ def study(name: str) -> tuple[list[Row], tuple[int, ...], str]:
                      Row(f"DINO Twins, {epochs} epochs", "dinotwins",
                          {"epochs": epochs, "beta": r["beta"], "teacher_temp": r["teacher_temp"]})]
         return rows, POWER_SEEDS[:3], "test"
-    raise SystemExit(f"unknown study {name!r}: selection_beta, selection_temp, power, budget")
+    if name == "safeguards":
+        r = frozen_recipe()
+        dino, twins = {"teacher_temp": r["teacher_temp"]}, {"beta": r["beta"], "teacher_temp": r["teacher_temp"]}
+        rows = [Row("DINO Twins", "dinotwins", twins), Row("DINO", "dino", dino)]
+        for what, overrides in SAFEGUARDS.items():
+            rows += [Row(f"DINO, {what}", "dino", {**dino, **overrides}),
+                     Row(f"DINO Twins, {what}", "dinotwins", {**twins, **overrides})]
+        return rows, SAFEGUARD_SEEDS, "test"
+    raise SystemExit(f"unknown study {name!r}: selection_beta, selection_temp, power, budget, safeguards")
 
 
 def command(row: Row, seed: int, split: str, out: Path, data_dir: str) -> list[str]:
@@ -184,10 +199,10 @@ def load_runs(name: str) -> list[dict]:
 
 
 def recorded() -> dict[str, dict]:
-    """Every run already in results/{selection,power,budget}.json, by its run folder: a later session
+    """Every run already in results/{selection,power,budget,safeguards}.json, by its run folder: a later session
     continues a study from these records (runs/ is not committed)."""
     records: dict[str, dict] = {}
-    for path in (RESULTS / "selection.json", RESULTS / "power.json", RESULTS / "budget.json"):
+    for path in (RESULTS / f"{name}.json" for name in ("selection", "power", "budget", "safeguards")):
         if not path.exists():
             continue
         data = json.loads(path.read_text())
@@ -261,6 +276,58 @@ def comparison_lines(comps: list[dict]) -> list[str]:
     return lines
 
 
+def budget_comparisons(runs: list[dict], seeds: tuple[int, ...]) -> tuple[dict, list[str]]:
+    """Per budget (1 epoch from results/power.json's runs of the same seeds, 2 and 4 epochs here), the paired
+    differences DINO Twins − DINO and DINO Twins − Barlow Twins, and the trend rule of results/budget.md."""
+    power = json.loads((RESULTS / "power.json").read_text())["runs"]
+    one = [dict(r, row=f"{r['row']}, 1 epochs") for r in power
+           if r["seed"] in seeds and r["row"] in ("Barlow Twins", "DINO", "DINO Twins")]
+    out, lines = {}, []
+    for epochs in ("1", "2", "4"):
+        pool = one if epochs == "1" else runs
+        out[epochs] = comparisons(pool, [(f"DINO Twins, {epochs} epochs", f"DINO, {epochs} epochs"),
+                                         (f"DINO Twins, {epochs} epochs", f"Barlow Twins, {epochs} epochs")])
+    lines += comparison_lines([c for epochs in out for c in out[epochs]])
+    lines.append("")
+    for i, against in enumerate(("DINO", "Barlow Twins")):
+        if len(out["1"]) > i and len(out["4"]) > i:
+            base, last = out["1"][i]["linear"]["mean"], out["4"][i]["linear"]
+            trend = ("grows" if last["ci_low"] > base else "shrinks" if last["ci_high"] < base
+                     else "no clear trend at this budget")
+            out[f"trend vs {against}"] = trend
+            lines.append(f"- DINO Twins − {against}: {base:+.2f} at 1 epoch, {last['mean']:+.2f} "
+                         f"[{last['ci_low']:+.2f}, {last['ci_high']:+.2f}] at 4 epochs → **{trend}** "
+                         f"(3 seeds: a hint).")
+    return out, lines
+
+
+def safeguard_comparisons(runs: list[dict]) -> tuple[dict, list[str]]:
+    """The three families of results/safeguards.md: every arm − DINO Twins (Holm over 9); the rescues
+    (DINO Twins without s) − (DINO without s) (Holm over 4); DINO Twins without s − DINO, against the
+    0.5-point non-inferiority margin. The verdict per safeguard follows the plan's decision rule."""
+    rows, _, _ = study("safeguards")
+    primary = comparisons(runs, [(r.name, "DINO Twins") for r in rows[1:]])
+    rescue = comparisons(runs, [(f"DINO Twins, {s}", f"DINO, {s}") for s in SAFEGUARDS])
+    margin = comparisons(runs, [(f"DINO Twins, {s}", "DINO") for s in SAFEGUARDS])
+    verdicts = {}
+    for s in SAFEGUARDS:
+        res = next((c["linear"] for c in rescue if c["a"] == f"DINO Twins, {s}"), None)
+        non = next((c["linear"] for c in margin if c["a"] == f"DINO Twins, {s}"), None)
+        if res is None or non is None:
+            continue
+        rescued = res["ci_low"] > 0 and res["p_holm"] < 0.05
+        verdicts[s] = ("Barlow Twins replaces it" if rescued and non["ci_low"] > -NON_INFERIORITY
+                       else "rescues DINO, but not to within 0.5 points of full DINO" if rescued
+                       else "no evidence Barlow Twins replaces it")
+    lines = ["Every arm − DINO Twins (full), Holm over the 9:", "", *comparison_lines(primary), "",
+             "Does Barlow Twins rescue DINO without the safeguard? (DINO Twins without s) − (DINO without s), "
+             "Holm over the 4:", "", *comparison_lines(rescue), "",
+             f"Non-inferiority: (DINO Twins without s) − DINO (full); margin −{NON_INFERIORITY} points "
+             "(the CI's lower end must lie above it):", "", *comparison_lines(margin), "",
+             *(f"- {s}: **{v}**" for s, v in verdicts.items())]
+    return {"primary": primary, "rescue": rescue, "non_inferiority": margin, "verdicts": verdicts}, lines
+
+
 def hardware(jobs: int) -> str:
     """What the numbers ran on."""
     return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores; {jobs} run(s) at a time, "
@@ -288,6 +355,12 @@ def summarise(name: str, jobs: int) -> dict:
         result["comparisons"] = comparisons(runs, [("DINO Twins", "DINO"), ("DINO Twins", "Barlow Twins"),
                                                    ("DINO Twins", "Barlow Twins, DINO Twins' compute")])
         text += ["", *comparison_lines(result["comparisons"])]
+    if name == "budget":
+        result["comparisons"], text_more = budget_comparisons(runs, seeds)
+        text += ["", *text_more]
+    if name == "safeguards":
+        result["comparisons"], text_more = safeguard_comparisons(runs)
+        text += ["", *text_more]
     if name.startswith("selection"):  # both stages live in results/selection.{json,md}
         path = RESULTS / "selection.json"
         combined = json.loads(path.read_text()) if path.exists() else {}

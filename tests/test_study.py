@@ -66,3 +66,46 @@ def test_a_recorded_run_is_not_run_again_and_keeps_its_commit(study):
     study.subprocess.Popen = lambda *a, **k: started.append(a)  # nothing may start
     study.run_all([(study.command(row, 0, "val", out, "DATA"), out)], 1)
     assert started == []
+
+
+def test_safeguard_verdicts_follow_the_plans_decision_rule(study, monkeypatch):
+    monkeypatch.setattr(study, "frozen_recipe", lambda: {"beta": "0.002", "teacher_temp": "0.005"})
+    jitter = (0.0, 0.1, -0.1, 0.05, -0.05)  # per seed, so every paired sd is > 0
+    # DINO without each safeguard falls by 3 points; DINO Twins without it by: 0.1 (replaced), 1.5 (rescued,
+    # but below the 0.5-point margin of full DINO), 3.0 (not rescued), 0.0 for the last one
+    twins_drop = dict(zip(study.SAFEGUARDS, (0.1, 1.5, 3.0, 0.0)))
+    means = {"DINO Twins": 50.0, "DINO": 49.0}
+    for s in study.SAFEGUARDS:
+        means[f"DINO, {s}"] = 46.0
+        means[f"DINO Twins, {s}"] = 49.0 - twins_drop[s]
+    runs = [{"row": row, "seed": seed, "linear_top1": mean + j * (1 + len(row) % 3), "knn_top1_k20": mean}
+            for row, mean in means.items() for seed, j in zip(study.SAFEGUARD_SEEDS, jitter)]
+    result, lines = study.safeguard_comparisons(runs)
+    first, second, third, fourth = study.SAFEGUARDS
+    assert result["verdicts"][first] == "Barlow Twins replaces it"
+    assert result["verdicts"][second] == "rescues DINO, but not to within 0.5 points of full DINO"
+    assert result["verdicts"][fourth] == "Barlow Twins replaces it"
+    assert len(result["primary"]) == 9 and len(result["rescue"]) == 4
+    for s in study.SAFEGUARDS:  # the same runs with DINO Twins no better than DINO without s: never replaced
+        for r in runs:
+            if r["row"] == f"DINO Twins, {s}":
+                r["linear_top1"] -= means[r["row"]] - 46.0
+    assert set(study.safeguard_comparisons(runs)[0]["verdicts"].values()) == {"no evidence Barlow Twins replaces it"}
+    assert any(third in line for line in lines)
+
+
+def test_budget_trend_reads_the_four_epoch_interval_against_the_one_epoch_mean(study):
+    seeds = study.POWER_SEEDS[:3]
+    power = [{"row": row, "seed": s, "linear_top1": base + 0.1 * s % 0.3, "knn_top1_k20": base}
+             for row, base in (("DINO Twins", 49.0), ("DINO", 48.0), ("Barlow Twins", 47.0)) for s in seeds]
+    (study.RESULTS / "power.json").write_text(json.dumps({"runs": power}))
+    runs = []
+    for epochs, twins, dino, bt in (("2", 52.0, 50.0, 51.0), ("4", 55.0, 51.0, 54.5)):
+        for s, j in zip(seeds, (0.0, 0.2, -0.2)):
+            runs += [{"row": f"DINO Twins, {epochs} epochs", "seed": s, "linear_top1": twins + j, "knn_top1_k20": 1},
+                     {"row": f"DINO, {epochs} epochs", "seed": s, "linear_top1": dino - j / 2, "knn_top1_k20": 1},
+                     {"row": f"Barlow Twins, {epochs} epochs", "seed": s, "linear_top1": bt + j / 3,
+                      "knn_top1_k20": 1}]
+    result, _ = study.budget_comparisons(runs, seeds)
+    assert result["trend vs DINO"] == "grows"  # +1 at 1 epoch, +4 at 4
+    assert result["trend vs Barlow Twins"] == "shrinks"  # +2 at 1 epoch, +0.5 at 4
