@@ -12,8 +12,22 @@ from .evaluate import evaluate, extract_features, knn_classify, linear_probe
 from .heads import DINOHead, Projector
 from .losses import DINOLoss, barlow_twins_loss
 from .methods import DINO, BarlowTwins, DinoTwins
+from .optim import build_optimizer
 from .results import recorded_results
-from .train import eval_data, evaluate_config, final_logs, fit, resolve_device, run, steps_per_epoch
+from .train import (
+                    epoch_permutation,
+                    eval_data,
+                    evaluate_config,
+                    final_logs,
+                    fit,
+                    prepare_data,
+                    resolve_device,
+                    run,
+                    seed_everything,
+                    set_hyperparameters,
+                    steps_per_epoch,
+                    train_subset,
+)
 
 __all__ = [
     "BarlowTwins", "Config", "DINO", "DINOHead", "DINOLoss", "DinoTwins", "PRESETS", "Projector", "Split",
@@ -23,4 +37,6 @@ __all__ = [
     "load_split",
     "load_trained", "make_config", "multicrop_views", "normalize", "recorded_results", "resolve_device", "run",
     "steps_per_epoch",
+    # the pieces of fit's loop, for writing a training step by hand (notebook 02)
+    "build_optimizer", "epoch_permutation", "prepare_data", "seed_everything", "set_hyperparameters", "train_subset",
 ]
