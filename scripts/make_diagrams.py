@@ -118,7 +118,8 @@ def _draw_dino(ax: Axes, twins: bool) -> tuple[float, float, float]:
                  (t_head, center), (center, t_soft)):
         _arrow(ax, a, b)
     # Every preset centres with Sinkhorn-Knopp (Config.centering_method), not DINO's running-mean centre.
-    ax.text(12.0, y_t - 0.62, "each prototype $1/K$ of the batch, each image $1/B$\n(3 row / column rescalings per batch)",
+    ax.text(12.0, y_t - 0.62,
+            "each prototype $1/K$ of the batch, each image $1/B$\n(3 row / column rescalings per batch)",
             ha="center", va="top", fontsize=9.5, color="#555555")
     # Student and teacher are each backbone + head; the teacher follows the student by EMA.
     for y, name in ((y_s, "student $g_{\\theta_s}$"), (y_t, "teacher $g_{\\theta_t}$")):
