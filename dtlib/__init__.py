@@ -13,8 +13,20 @@ from .export import export_backbone, load_backbone
 from .heads import DINOHead, Projector
 from .losses import DINOLoss, barlow_twins_loss
 from .methods import DINO, BarlowTwins, DinoTwins
+from .optim import build_optimizer
 from .results import recorded_results
-from .train import final_logs, fit, resolve_device, run, steps_per_epoch
+from .train import (
+                    epoch_permutation,
+                    final_logs,
+                    fit,
+                    prepare_data,
+                    resolve_device,
+                    run,
+                    seed_everything,
+                    set_hyperparameters,
+                    steps_per_epoch,
+                    train_subset,
+)
 
 __all__ = [
     "BarlowTwins", "Config", "DINO", "DINOHead", "DINOLoss", "DinoTwins", "PRESETS", "Projector", "Split",
@@ -24,4 +36,6 @@ __all__ = [
     "load_backbone", "load_dataset", "load_split",
     "load_trained", "make_config", "multicrop_views", "normalize", "recorded_results", "resolve_device", "run",
     "steps_per_epoch",
+    # the pieces of fit's loop, for writing a training step by hand (notebook 02)
+    "build_optimizer", "epoch_permutation", "prepare_data", "seed_everything", "set_hyperparameters", "train_subset",
 ]

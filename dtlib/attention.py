@@ -79,3 +79,29 @@ def prepare_image(image: np.ndarray, size: int = 128, patch_size: int = 4) -> Te
     if size % patch_size != 0:
         raise ValueError(f"size {size} must be a multiple of the patch size {patch_size}")
     return normalize(crop_resize(image, size))
+
+
+def attention_entropy(attn: Tensor) -> Tensor:
+    """Entropy in nats of each attention map over its patches, (..., h, w) -> (...); ln(h·w) is uniform."""
+    p = attn.flatten(-2)
+    p = p / p.sum(-1, keepdim=True)  # the [CLS] column is excluded, so renormalise over the patches
+    return -(p * p.clamp_min(1e-12).log()).sum(-1)
+
+
+def mean_attention_distance(model: nn.Module, images: Tensor) -> Tensor:
+    """Mean distance in pixels from each patch to the patches it attends to, per block and head, (L, heads)."""
+    h, w = images.shape[-2] // model.patch_size, images.shape[-1] // model.patch_size
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            maps = model.get_attention(images)  # L x (B, heads, T, T)
+    finally:
+        model.train(was_training)
+    p = model.num_prefix_tokens
+    attn = torch.stack(maps)[..., p:, p:]  # (L, B, heads, N, N): patch -> patch
+    attn = attn / attn.sum(-1, keepdim=True)
+    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    pos = torch.stack([ys.flatten(), xs.flatten()], -1).float() * model.patch_size  # (N, 2) in pixels
+    dist = torch.cdist(pos, pos).to(attn)  # (N, N)
+    return (attn * dist).sum(-1).mean(dim=(1, 3))  # (L, heads)

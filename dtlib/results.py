@@ -6,7 +6,7 @@ import json
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -70,3 +70,15 @@ def recorded_rows(recorded: Mapping[str, Any]) -> tuple[list[dict[str, Any]], di
 def provenance(recorded: Mapping[str, Any]) -> str:
     """One line per field saying how a results file was produced: data, hardware, command, commit."""
     return "\n".join(f"{key}: {recorded[key]}" for key in ("data", "hardware", "command", "commit") if key in recorded)
+
+
+def compare_to_recorded(value: float, recorded: Sequence[float], n_sd: float = 2.0) -> str:
+    """'your x vs recorded mean ± sd (n runs): within / outside the recorded spread' (mean ± n_sd·sd)."""
+    runs = [float(v) for v in recorded]
+    if len(runs) < 2:
+        raise ValueError(f"need at least 2 recorded runs for a spread, got {len(runs)}")
+    mean = sum(runs) / len(runs)
+    sd = (sum((v - mean) ** 2 for v in runs) / (len(runs) - 1)) ** 0.5
+    inside = abs(value - mean) <= n_sd * sd
+    return (f"yours {value:.4g} vs recorded {mean:.4g} ± {sd:.2g} (sd, {len(runs)} runs): "
+            f"{'within' if inside else 'outside'} the recorded spread (mean ± {n_sd:g} sd)")

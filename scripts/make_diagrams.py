@@ -111,13 +111,15 @@ def _draw_dino(ax: Axes, twins: bool) -> tuple[float, float, float]:
     t_back = _box(ax, 5.2, y_t, "teacher\nbackbone $f_{\\theta_t}$", "backbone", w=1.9)
     s_head = _box(ax, 7.5, y_s, "DINO head $h_{\\theta_s}$\nK prototypes", "head", w=2.0)
     t_head = _box(ax, 7.5, y_t, "DINO head $h_{\\theta_t}$\nK prototypes", "head", w=2.0)
-    center = _box(ax, 9.8, y_t, "centering\n$-\\,c$", "op", w=1.5)
+    center = _box(ax, 9.8, y_t, "sharpening\n$\\exp(\\cdot\\,/\\,\\tau_t)$", "op", w=1.7)
     s_soft = _box(ax, 12.0, y_s, "softmax$(\\cdot\\,/\\,\\tau_s)$\n$P_s$", "op", w=2.0)
-    t_soft = _box(ax, 12.0, y_t, "sharpening\nsoftmax$(\\cdot\\,/\\,\\tau_t)$, $P_t$", "op", w=2.2)
+    t_soft = _box(ax, 12.0, y_t, "Sinkhorn-Knopp\ncentring, $P_t$", "op", w=2.2)
     for a, b in ((s_crops, s_back), (t_crops, t_back), (s_back, s_head), (t_back, t_head), (s_head, s_soft),
                  (t_head, center), (center, t_soft)):
         _arrow(ax, a, b)
-    ax.text(10.9, y_t - 0.62, "$c \\leftarrow m_c\\,c + (1-m_c)\\,\\mathrm{mean}_{batch}\\,h_{\\theta_t}(x)$",
+    # Every preset centres with Sinkhorn-Knopp (Config.centering_method), not DINO's running-mean centre.
+    ax.text(12.0, y_t - 0.62,
+            "each prototype $1/K$ of the batch, each image $1/B$\n(3 row / column rescalings per batch)",
             ha="center", va="top", fontsize=9.5, color="#555555")
     # Student and teacher are each backbone + head; the teacher follows the student by EMA.
     for y, name in ((y_s, "student $g_{\\theta_s}$"), (y_t, "teacher $g_{\\theta_t}$")):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import skimage.data
@@ -123,3 +125,28 @@ def test_prepare_photo_runs_through_the_model(vit: ViTBackbone) -> None:
     assert cls_attention(vit, x).shape == (1, 3, 16, 16)
     with pytest.raises(ValueError, match="multiple of the patch size"):
         prepare_image(skimage.data.astronaut(), size=30, patch_size=4)
+
+
+def test_attention_entropy_uniform_and_one_hot() -> None:
+    from dtlib.attention import attention_entropy
+
+    uniform = torch.full((2, 3, 4, 4), 0.5)  # unnormalised on purpose: the entropy renormalises
+    one_hot = torch.zeros(4, 4)
+    one_hot[1, 2] = 1.0
+    torch.testing.assert_close(attention_entropy(uniform), torch.full((2, 3), math.log(16)))
+    torch.testing.assert_close(attention_entropy(one_hot), torch.tensor(0.0))
+
+
+def test_mean_attention_distance_shape_range_and_restores_mode(vit: ViTBackbone) -> None:
+    from dtlib.attention import mean_attention_distance
+
+    vit.train()
+    images = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    d = mean_attention_distance(vit, images)  # 4 x 4 patches of 4 px
+    assert d.shape == (3, vit.blocks[0].attn.num_heads) and vit.training
+    farthest = math.dist((0, 0), (12, 12))
+    assert (d > 0).all() and (d < farthest).all()
+    # A uniform attention over a 4 x 4 grid: the mean over query patches of the mean distance to all patches.
+    pos = torch.stack(torch.meshgrid(torch.arange(4), torch.arange(4), indexing="ij"), -1).reshape(-1, 2).float() * 4
+    uniform = torch.cdist(pos, pos).mean()
+    assert abs(d.mean() - uniform) < 0.5 * uniform  # a random ViT attends broadly, near the uniform value

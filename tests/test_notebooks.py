@@ -133,6 +133,18 @@ def test_teaching_code_is_checked_against_dtlib(name):
     assert not missing, f"{name} does not check its code against {missing}"
 
 
+@pytest.mark.parametrize("name", NAMES[:3])
+def test_teaching_notebook_has_exercises_behind_a_solutions_switch(name):
+    cells = read(REPO_ROOT / "notebooks" / f"{name}.ipynb").cells
+    exercises = [c for c in cells if "exercise" in c.metadata.get("tags", [])]
+    assert len(exercises) >= 3, f"{name} has {len(exercises)} exercise cells"
+    code = [c.source for c in exercises if c.cell_type == "code"]
+    assert code and all("...  # your code" in s and "if SOLUTIONS:" in s for s in code)
+    questions = [c.source for c in exercises if c.cell_type == "markdown"]
+    assert len(questions) >= 3 and all("Predict, then run" in q for q in questions)
+    assert any("check(" in c.source for c in cells if c.cell_type == "code")
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_ends_with_what_you_saw_and_what_to_try(path):
     last = read(path).cells[-1]
@@ -146,6 +158,7 @@ def test_notebook_runs_in_quick_mode(path, shared_cifar_dir, tmp_path, monkeypat
 
     # The kernel inherits this environment: quick mode, the offline CIFAR-10, runs in a scratch folder.
     monkeypatch.setenv("DTLIB_QUICK", "1")
+    monkeypatch.setenv("DTLIB_SOLUTIONS", "1")  # the shipped solutions fill the exercises
     monkeypatch.setenv("DTLIB_DATA", str(shared_cifar_dir))
     monkeypatch.setenv("DTLIB_RUNS", str(tmp_path / "runs"))
     monkeypatch.delenv("DTLIB_CHECKPOINT", raising=False)

@@ -70,3 +70,13 @@ def test_recorded_rows_and_provenance():
                      "linear_top1": "41.23 ± 0.5"}]
     assert columns["linear_top1"] == "linear top-1 (%), mean ± std"
     assert results.provenance(RECORDED) == "hardware: 2 CPU cores\ncommand: python scripts/ablation.py\ncommit: abc1234"
+
+
+def test_compare_to_recorded_says_within_or_outside():
+    from dtlib.results import compare_to_recorded
+    runs = [80.0, 82.0, 84.0]  # mean 82, sd 2
+    assert "within" in compare_to_recorded(85.9, runs) and "82 ± 2" in compare_to_recorded(85.9, runs)
+    assert "outside" in compare_to_recorded(86.1, runs)
+    assert "outside" in compare_to_recorded(77.9, runs)
+    with pytest.raises(ValueError, match="at least 2"):
+        compare_to_recorded(1.0, [1.0])
