@@ -82,3 +82,52 @@ def compare_to_recorded(value: float, recorded: Sequence[float], n_sd: float = 2
     inside = abs(value - mean) <= n_sd * sd
     return (f"yours {value:.4g} vs recorded {mean:.4g} ± {sd:.2g} (sd, {len(runs)} runs): "
             f"{'within' if inside else 'outside'} the recorded spread (mean ± {n_sd:g} sd)")
+
+
+# Headers of a study file's table (scripts/study.py writes results/{power,budget,safeguards,selection}.json).
+STUDY_COLUMNS = {"row": "run", "seeds": "seeds", "linear_top1": "linear top-1 (%), mean ± sd",
+                 "knn_top1_k20": "kNN k = 20 (%), mean ± sd", "verdict": "teacher verdict"}
+HEADLINE_SEEDS = 10  # a comparison is a result, not a hint, from this many paired seeds on (the science standards)
+
+
+def study_rows(recorded: Mapping[str, Any]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Rows (mean ± sd over seeds, as the study tabulated them) and columns of a study file."""
+    rows = recorded["table"]
+    return rows, {k: v for k, v in STUDY_COLUMNS.items() if any(r.get(k) is not None for r in rows)}
+
+
+def compare_rows(recorded: Mapping[str, Any], a: str, b: str) -> dict[str, Any]:
+    """Row a − row b of a study file, paired by seed (linear top-1 and kNN): scripts/study.py's comparison."""
+    from .stats import paired_difference
+
+    by_row: dict[str, dict[int, Mapping[str, Any]]] = {}
+    for run in recorded["runs"]:
+        by_row.setdefault(run["row"], {})[run["seed"]] = run
+    for name in (a, b):
+        if name not in by_row:
+            raise KeyError(f"no row {name!r} in the study {recorded.get('study')!r}: it has {sorted(by_row)}")
+    seeds = sorted(set(by_row[a]) & set(by_row[b]))
+    return {"a": a, "b": b, "n": len(seeds),
+            **{key: paired_difference([by_row[a][s][metric] for s in seeds], [by_row[b][s][metric] for s in seeds])
+               for key, metric in (("linear", "linear_top1"), ("knn", "knn_top1_k20"))}}
+
+
+def comparison_sentence(comparison: Mapping[str, Any]) -> str:
+    """One sentence for a paired comparison, its words set by the numbers: 'beats' only with ≥ 10 seeds and a
+    95 % CI that excludes 0 and a kNN difference of the same sign; 'a hint' with fewer seeds."""
+    a, b, n, lin, knn = (comparison[k] for k in ("a", "b", "n", "linear", "knn"))
+    p = f", Holm-adjusted p = {lin['p_holm']:.2g}" if "p_holm" in lin else f", p = {lin['p_t']:.2g}"
+    numbers = (f"{a} − {b}: {lin['mean']:+.2f} points of linear top-1 (95 % CI [{lin['ci_low']:+.2f}, "
+               f"{lin['ci_high']:+.2f}], {n} seeds paired{p}); kNN {knn['mean']:+.2f} "
+               f"[{knn['ci_low']:+.2f}, {knn['ci_high']:+.2f}]")
+    excludes_zero = lin["ci_low"] > 0 or lin["ci_high"] < 0
+    significant = excludes_zero and lin.get("p_holm", lin["p_t"]) < 0.05
+    if n < HEADLINE_SEEDS:
+        verdict = f"a hint only ({n} seeds < {HEADLINE_SEEDS})"
+    elif not significant:
+        verdict = "no evidence of a difference"
+    elif (knn["mean"] > 0) != (lin["mean"] > 0):
+        verdict = "the linear probe and kNN disagree in sign: no claim"
+    else:
+        verdict = f"{a} beats {b}" if lin["mean"] > 0 else f"{b} beats {a}"
+    return f"{numbers} → {verdict}."

@@ -80,3 +80,42 @@ def test_compare_to_recorded_says_within_or_outside():
     assert "outside" in compare_to_recorded(77.9, runs)
     with pytest.raises(ValueError, match="at least 2"):
         compare_to_recorded(1.0, [1.0])
+
+
+def study_file(diffs, knn_sign=1.0):
+    """A study file with rows A and B, B = 50 + seed/10, A = B + diffs[i] (kNN A − B of the sign given)."""
+    runs = []
+    for seed, d in enumerate(diffs):
+        runs += [{"row": "A", "seed": seed, "linear_top1": 50 + seed / 10 + d, "knn_top1_k20": 40 + knn_sign * abs(d)},
+                 {"row": "B", "seed": seed, "linear_top1": 50 + seed / 10, "knn_top1_k20": 40.0}]
+    return {"study": "toy", "runs": runs, "table": [{"row": "A", "seeds": len(diffs), "linear_top1": "1 ± 0"}]}
+
+
+def test_comparison_sentences_say_beats_only_when_the_numbers_allow():
+    from dtlib.results import compare_rows, comparison_sentence, study_rows
+
+    clear = [1.0, 1.2, 0.8, 1.1, 0.9, 1.0, 1.3, 0.7, 1.05, 0.95]
+    c = compare_rows(study_file(clear), "A", "B")
+    assert c["n"] == 10 and abs(c["linear"]["mean"] - 1.0) < 1e-9
+    assert comparison_sentence(c).endswith("→ A beats B.")
+    assert "[+0." in comparison_sentence(c)  # the CI is in the sentence
+    assert "a hint only (5 seeds" in comparison_sentence(compare_rows(study_file(clear[:5]), "A", "B"))
+    noisy = [1.0, -1.2, 0.8, -1.1, 0.9, -1.0, 1.3, -0.7, 0.2, -0.1]
+    assert "no evidence of a difference" in comparison_sentence(compare_rows(study_file(noisy), "A", "B"))
+    assert "disagree in sign" in comparison_sentence(compare_rows(study_file(clear, knn_sign=-1.0), "A", "B"))
+    rows, columns = study_rows(study_file(clear))
+    assert rows[0]["row"] == "A" and "verdict" not in columns
+    with pytest.raises(KeyError, match="no row 'C'"):
+        compare_rows(study_file(clear), "A", "C")
+
+
+def test_the_recorded_power_study_reads_as_its_pre_registered_result():
+    from dtlib.results import compare_rows, comparison_sentence, recorded_results
+
+    power = recorded_results("power")
+    recorded = {(c["a"], c["b"]): c for c in power["comparisons"]}
+    mine = compare_rows(power, "DINO Twins", "DINO")
+    assert abs(mine["linear"]["mean"] - recorded[("DINO Twins", "DINO")]["linear"]["mean"]) < 1e-9
+    assert comparison_sentence(recorded[("DINO Twins", "DINO")]).endswith("DINO Twins beats DINO.")
+    parity = recorded[("DINO Twins", "Barlow Twins, DINO Twins' compute")]
+    assert "no evidence of a difference" in comparison_sentence(parity)
