@@ -11,8 +11,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["entropy", "marginal_entropy", "kl_divergence", "embedding_std", "sinkhorn_floor", "MIN_RAW_INFORMATION",
-           "raw_information", "collapse_verdict", "verdict_from_logs"]
+__all__ = ["entropy", "marginal_entropy", "kl_divergence", "embedding_std", "effective_rank", "sinkhorn_floor",
+           "MIN_RAW_INFORMATION", "raw_information", "collapse_verdict", "verdict_from_logs"]
 
 
 def entropy(probs: torch.Tensor) -> torch.Tensor:
@@ -38,6 +38,15 @@ def kl_divergence(teacher_probs: torch.Tensor, student_logits: torch.Tensor,
 def embedding_std(z: torch.Tensor) -> torch.Tensor:
     """Std over the batch of L2-normalised embeddings, averaged over dims: ≈ 1/√D healthy, → 0 collapsed."""
     return F.normalize(z.float(), dim=-1).std(0).mean()
+
+
+def effective_rank(z: torch.Tensor) -> torch.Tensor:
+    """Effective rank of embeddings `z` (N, D), Roy & Vetterli (2007): exp of the entropy of the normalised
+    singular values of the centred matrix. D for features spread evenly over D directions, 1 when every sample
+    lies on one line (dimensional collapse: all dimensions carry the same signal)."""
+    s = torch.linalg.svdvals(z.float() - z.float().mean(0))
+    p = s / s.sum().clamp_min(1e-12)
+    return torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum())
 
 
 def raw_information(raw_entropy: float, raw_marginal_entropy: float) -> float:

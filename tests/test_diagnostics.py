@@ -29,3 +29,15 @@ def test_embedding_std_healthy_and_collapsed():
     collapsed = diagnostics.embedding_std(torch.randn(1, d).repeat(512, 1) + 1e-4 * torch.randn(512, d)).item()
     assert collapsed < 0.01 * healthy
 
+
+
+def test_effective_rank_counts_the_directions_the_embeddings_use():
+    from dtlib.diagnostics import effective_rank
+
+    g = torch.Generator().manual_seed(0)
+    spread = torch.randn(4096, 16, generator=g)  # 16 equal directions
+    assert 14.5 < effective_rank(spread).item() <= 16
+    line = torch.randn(512, 1, generator=g) * torch.randn(1, 16, generator=g)  # every dimension the same signal
+    assert abs(effective_rank(line + 3.0).item() - 1.0) < 1e-3  # a constant offset does not count
+    two = torch.cat([torch.randn(2048, 2, generator=g), torch.zeros(2048, 14)], 1)
+    assert 1.9 < effective_rank(two).item() < 2.05
