@@ -30,7 +30,18 @@ SAMPLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field"
 UPLOAD_HELP = ("Photos of 1 MB or more do not reach the viewer on Colab (its widget channel drops them): "
                "shrink the photo first, or upload it with Colab's Files panel and run "
                "<code>viewer.add_file('photo.jpg')</code> in a cell.")
+SHORT_EPOCHS = 10  # fewer training epochs than this: the viewer says its maps come from a short run
 FIGURE_SIZE = (6.0, 3.3)  # inches at 100 dpi: a 600 x 330 px PNG, photo and attention side by side
+
+
+def describe_run(cfg, path: str | Path | None = None) -> str:
+    """Where a model's maps come from, in words: its file, method, backbone and training budget; says when the
+    budget is short (fewer than SHORT_EPOCHS epochs), since such maps show little of what a long run learns."""
+    budget = f"{cfg.epochs} epoch(s)" + (f" on {cfg.subset:,} images" if cfg.subset else "")
+    where = f"{path}: " if path else ""
+    short = (f" — a short run (< {SHORT_EPOCHS} epochs): its maps show little of what a long GPU run learns"
+             if cfg.epochs < SHORT_EPOCHS else "")
+    return f"{where}{cfg.method}, {cfg.backbone}, {budget} at {cfg.image_size} px{short}"
 
 
 class AttentionViewer:
@@ -43,8 +54,9 @@ class AttentionViewer:
         names: Sequence[str] | None = None,
         upload_size: int = 128,
         heatmap_cmap: str = "inferno",
+        source: str = "a model given in code",
     ) -> None:
-        self.model = model
+        self.model = self._as_vit(model)
         self.patch_size: int = model.patch_size
         self.upload_size = upload_size
         self.heatmap_cmap = heatmap_cmap
@@ -68,6 +80,10 @@ class AttentionViewer:
                                  value="", description="sample")
         self.upload = W.FileUpload(accept="image/*", multiple=False, description="upload photo")
         self.status = W.HTML(f"<small>{UPLOAD_HELP}</small>")
+        self.source = W.HTML(f"<small>maps of: {source}</small>")
+        self.checkpoint_path = W.Text(placeholder="runs/…/checkpoint.pt or an fp16 export", description="checkpoint")
+        self.load_button = W.Button(description="load")
+        self.load_button.on_click(lambda _: self.load_checkpoint(self.checkpoint_path.value))
         self.layer = W.IntSlider(value=n_layers - 1, min=0, max=n_layers - 1, description="layer")
         head_options = [(f"head {h}", h) for h in range(n_heads)] + [("mean", "mean")]
         self.head = W.Dropdown(options=head_options, value="mean", description="head")
@@ -105,12 +121,56 @@ class AttentionViewer:
                 W.HBox([self.layer, self.head]),
                 W.HBox([self.threshold, self.alpha]),
                 W.HBox([self.mode, self.upload]),
+                W.HBox([self.checkpoint_path, self.load_button]),
                 self.status,
+                self.source,
                 self.output,
             ],
             layout=W.Layout(max_width="620px"),
         )
         self._on_image()
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, images: Tensor | Sequence[np.ndarray], **kwargs) -> AttentionViewer:
+        """A viewer of the teacher ViT saved at `path`: a training checkpoint.pt or `export_backbone`'s file."""
+        from dtlib.export import load_backbone
+
+        model, cfg = load_backbone(path)
+        return cls(model, images, source=describe_run(cfg, path), **kwargs)
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        """Show the maps of the ViT saved at `path` instead (the controls keep the image); a bad path or a
+        checkpoint without a ViT is said in the status line and the current model stays."""
+        from dtlib.checkpoint import CheckpointError
+        from dtlib.export import load_backbone
+
+        try:
+            model, cfg = load_backbone(str(path).strip())
+            model = self._as_vit(model)
+        except (CheckpointError, ValueError) as err:
+            self.status.value = f"<small>not loaded: {err}</small>"
+            return
+        if model.patch_size != self.patch_size:
+            self.status.value = (f"<small>not loaded: its patch size {model.patch_size} differs from the viewer's "
+                                 f"{self.patch_size}; open a new viewer for it</small>")
+            return
+        self.model = model.to(next(self.model.parameters()).device).eval()
+        self._cache.clear()
+        n_layers, n_heads = self.attention(self.image_picker.value).shape[:2]
+        self.layer.max, self.layer.value = n_layers - 1, min(self.layer.value, n_layers - 1)
+        self.head.options = [(f"head {h}", h) for h in range(n_heads)] + [("mean", "mean")]
+        self.head.value = "mean"
+        self.source.value = f"<small>maps of: {describe_run(cfg, path)}</small>"
+        self.status.value = f"<small>loaded {path}</small>"
+        self.redraw()
+
+    @staticmethod
+    def _as_vit(model: nn.Module) -> nn.Module:
+        """The model itself if it is a ViT with attention maps, else one clear error."""
+        if not hasattr(model, "patch_size"):
+            raise ValueError(f"the viewer shows a ViT's attention, and this model is a {type(model).__name__}: "
+                             "train or load one with backbone='vit_tiny'")
+        return model
 
     def _ipython_display_(self) -> None:
         """Display the viewer's widget when the viewer is the value of a notebook cell."""

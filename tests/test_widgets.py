@@ -187,3 +187,30 @@ def test_add_file_takes_a_large_photo(viewer: AttentionViewer, tmp_path) -> None
     assert viewer.names[-1] == "big.png" and viewer.images[-1].shape == (128, 128, 3)
     with pytest.raises(FileNotFoundError, match="upload it first"):
         viewer.add_file(tmp_path / "missing.jpg")
+
+
+def test_the_viewer_loads_a_checkpoint_and_says_where_its_maps_come_from(viewer, images, tmp_path) -> None:
+    from dtlib.build import build_method
+    from dtlib.config import make_config
+    from dtlib.export import export_backbone
+    from dtlib.widgets import describe_run
+
+    torch.manual_seed(1)
+    cfg = make_config("cpu-mini", method="dinotwins", backbone="vit_tiny", image_size=32)
+    path = export_backbone(build_method(cfg), cfg, tmp_path / "vit.pt")
+    before = _overlay(viewer).copy()
+    viewer.checkpoint_path.value = str(path)
+    viewer.load_button.click()  # what a user does in the browser
+    assert "loaded" in viewer.status.value and "short run" in viewer.source.value
+    vit = viewer.model
+    assert vit.patch_size == 4 and viewer.layer.max == len(vit.blocks) - 1 == 11  # the loaded ViT's 12 blocks
+    assert viewer.head.options[-2] == ("head 2", 2)  # ViT-T: 3 heads
+    np.testing.assert_allclose(viewer.attention(0)[viewer.layer.value].mean(0), _overlay(viewer), rtol=1e-5)
+    assert before.shape != _overlay(viewer).shape or not np.allclose(before, _overlay(viewer))  # new maps
+    viewer.load_checkpoint(tmp_path / "missing.pt")  # a bad path: said, and the loaded model stays
+    assert "not loaded" in viewer.status.value and viewer.model is vit
+    from_file = AttentionViewer.from_checkpoint(path, images)
+    assert from_file.source.value == f"<small>maps of: {describe_run(cfg, path)}</small>"
+    assert "short run" not in describe_run(make_config("cifar10-vit-tiny"))
+    with pytest.raises(ValueError, match="backbone='vit_tiny'"):
+        AttentionViewer(build_backbone("resnet_mini"), images)
