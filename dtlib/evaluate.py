@@ -97,6 +97,14 @@ def knn_predict(
 
 
 @torch.no_grad()
+def nearest_neighbours(gallery_features: Tensor, query_features: Tensor, k: int = 5) -> Tensor:
+    """Indices (Q, k) of each query's k most cosine-similar gallery rows, nearest first: the retrieval
+    the kNN classifier votes with, for showing what a representation calls "similar"."""
+    gallery = F.normalize(gallery_features.float(), dim=1)  # (N, D)
+    query = F.normalize(query_features.to(gallery.device).float(), dim=1)  # (Q, D)
+    return (query @ gallery.T).topk(min(k, gallery.shape[0]), dim=1).indices  # (Q, k)
+
+
 def knn_classify(
     train_features: Tensor,
     train_labels: Tensor,

@@ -35,6 +35,7 @@ __all__ = [
     "plot_cross_correlation",
     "plot_distributions",
     "plot_history",
+    "plot_retrieval",
     "plot_schedules",
     "show_views",
 ]
@@ -104,6 +105,39 @@ def show_views(views: Sequence[Tensor], n_images: int = 6, mean: Sequence[float]
             ax.set_yticks([])
             if row == 0:
                 ax.set_title(name, fontsize=9)
+    return fig
+
+
+def plot_retrieval(queries: Tensor, gallery: Tensor, neighbours: Mapping[str, Tensor],
+                   query_labels: Sequence[str] | None = None,
+                   gallery_labels: Sequence[str] | None = None) -> Figure:
+    """A retrieval grid: per query image (uint8 (Q, 3, H, W)) one row per representation, the query then its
+    nearest gallery images (`neighbours[name]` (Q, k) indices into `gallery`, nearest first), each neighbour
+    titled with its label and framed green when it matches the query's, red otherwise."""
+    names = list(neighbours)
+    n_query, k = next(iter(neighbours.values())).shape
+    fig = Figure(figsize=(1.1 * (k + 1) + 1.6, 1.2 * n_query * len(names) + 0.3), layout="constrained")
+    axes = fig.subplots(n_query * len(names), k + 1, squeeze=False)
+    query_hwc, gallery_hwc = _uint8_hwc(queries), _uint8_hwc(gallery)
+    for q in range(n_query):
+        for r, name in enumerate(names):
+            row = axes[q * len(names) + r]
+            row[0].imshow(query_hwc[q], interpolation="nearest")
+            row[0].set_ylabel(name, fontsize=8)
+            if query_labels is not None:
+                row[0].set_title(f"query: {query_labels[q]}", fontsize=8)
+            for j, index in enumerate(neighbours[name][q].tolist()):
+                ax = row[j + 1]
+                ax.imshow(gallery_hwc[index], interpolation="nearest")
+                if gallery_labels is not None:
+                    ax.set_title(gallery_labels[index], fontsize=8)
+                    if query_labels is not None:
+                        colour = "tab:green" if gallery_labels[index] == query_labels[q] else "tab:red"
+                        for spine in ax.spines.values():
+                            spine.set(color=colour, linewidth=2.5)
+            for ax in row:
+                ax.set_xticks([])
+                ax.set_yticks([])
     return fig
 
 

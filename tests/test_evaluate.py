@@ -195,3 +195,14 @@ def test_evaluate_probes_the_configured_splits_with_the_config_settings():
     assert out["knn_top1"] == out["knn_top1_k20"] and out["feature_dim"] == 8.0 and out["split"] == "val"
     assert evaluate(dataclasses.replace(cfg, eval_split="test"), net, (train, test))["scored_images"] == 20
     assert net.training  # the caller's mode is kept
+
+
+def test_nearest_neighbours_are_the_most_cosine_similar_gallery_rows_in_order():
+    from dtlib.evaluate import nearest_neighbours
+
+    gallery = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [-1.0, 0.0], [10.0, 1.0]])  # scale must not matter
+    query = torch.tensor([[2.0, 0.0], [0.0, -1.0]])
+    idx = nearest_neighbours(gallery, query, k=3)
+    assert idx.tolist()[0] == [0, 4, 2]  # angles 0°, 5.7°, 45°: nearest first
+    assert idx[1, 0] in (0, 3) and idx.shape == (2, 3)  # (0, -1) is 90° from both (1, 0) and (-1, 0)
+    assert nearest_neighbours(gallery, query, k=50).shape == (2, 5)  # k is capped by the gallery

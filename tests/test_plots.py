@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import matplotlib.colors
 import numpy as np
 import pytest
 import torch
@@ -190,3 +191,20 @@ def test_attention_checks_shapes():
 def test_markdown_table():
     table = markdown_table([{"a": 1.234, "b": "x|y"}, {"a": None, "b": 3}], {"a": "A", "b": "B"})
     assert table == "| A | B |\n|---|---|\n| 1.2 | x\\|y |\n| — | 3 |"
+
+
+def test_retrieval_grid_one_row_per_query_and_representation_framed_by_label():
+    from dtlib.plots import plot_retrieval
+
+    gallery = torch.randint(0, 256, (6, 3, 8, 8), dtype=torch.uint8)
+    queries = gallery[:2]
+    neighbours = {"random init": torch.tensor([[1, 2, 3], [0, 2, 4]]), "trained": torch.tensor([[0, 5, 1], [1, 3, 5]])}
+    labels = ["cat", "dog", "cat", "dog", "cat", "dog"]
+    fig = plot_retrieval(queries, gallery, neighbours, query_labels=labels[:2], gallery_labels=labels)
+    axes = np.array(fig.axes).reshape(4, 4)  # 2 queries x 2 representations, query + 3 neighbours
+    assert axes[0, 0].get_ylabel() == "random init" and axes[1, 0].get_ylabel() == "trained"
+    assert axes[0, 0].get_title() == "query: cat" and axes[2, 0].get_title() == "query: dog"
+    np.testing.assert_array_equal(axes[1, 1].images[0].get_array(), gallery[0].permute(1, 2, 0).numpy())
+    green, red = (matplotlib.colors.to_rgba(c) for c in ("tab:green", "tab:red"))
+    assert axes[1, 1].spines["top"].get_edgecolor() == green  # trained, query 0 (cat) -> gallery 0 (cat)
+    assert axes[0, 1].spines["top"].get_edgecolor() == red  # random init, query 0 (cat) -> gallery 1 (dog)
