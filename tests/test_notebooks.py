@@ -4,6 +4,7 @@ their teaching code checked against dtlib inside themselves, and each runs top t
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 NAMES = ["01_barlow_twins", "02_dino", "03_dinotwins", "04_attention_maps"]
 # Seconds for one whole notebook in quick mode: 1-3 minutes on one idle CPU core, with room for a busy machine.
-NOTEBOOK_TIMEOUT = 600
+NOTEBOOK_TIMEOUT = int(os.environ.get("DTLIB_NOTEBOOK_TIMEOUT", "600"))  # DTLIB_NOTEBOOK_TIMEOUT: more when loaded
 # Config fields of the recipes whose values the notebooks must print from the Config, never type.
 RECIPE_FLOATS = ("student_temp", "teacher_temp", "warmup_teacher_temp", "momentum_teacher", "center_momentum",
                  "beta", "lambd", "lr", "weight_decay", "min_lr_ratio")
