@@ -234,13 +234,16 @@ def grid_figure(n: int, ncols: int, panel: tuple[float, float]) -> tuple[Figure,
 
 def plot_history(history: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Mapping[str, Any]]],
                  keys: Sequence[str] = ("loss",), ax: Axes | Sequence[Axes] | None = None, smooth: int = 1,
-                 hlines: Mapping[str, tuple[float, str]] | None = None, ncols: int = 3) -> Figure:
+                 hlines: Mapping[str, tuple[float, str]] | None = None, ncols: int = 3,
+                 bands: Mapping[str, Mapping[str, Any]] | None = None) -> Figure:
     """Curves of `keys` against the step, one panel per key.
 
     `history` is `fit`'s list of rows, or {run name: rows} to compare runs in the same panels.
     `ax` is one Axes (every key on it) or one Axes per key; `smooth` is a moving-average window
     (schedules are drawn as they are);
     `hlines` maps a key to a (value, label) reference line, e.g. ln K for the teacher entropy.
+    `bands` maps a key to recorded runs' {"step", "mean", "sd", "label"}: drawn first, a faint mean ± sd band
+    under the live curve (results/curves.json via `dtlib.results.recorded_bands`).
     """
     runs = dict(history) if isinstance(history, Mapping) else {"": history}
     if ax is None:
@@ -252,6 +255,12 @@ def plot_history(history: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Ma
         fig = axes[0].figure
     shared = len(set(map(id, axes))) == 1
     for axis, key in zip(axes, keys):
+        if bands and key in bands:
+            band = bands[key]
+            mean, sd = np.asarray(band["mean"], dtype=float), np.asarray(band["sd"], dtype=float)
+            axis.fill_between(band["step"], mean - sd, mean + sd, color="0.75", alpha=0.5, linewidth=0,
+                              label=band.get("label"))
+            axis.plot(band["step"], mean, color="0.55", linewidth=0.8)
         for run, rows in runs.items():
             rows = [r for r in rows if key in r]
             if not rows:

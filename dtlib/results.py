@@ -131,3 +131,14 @@ def comparison_sentence(comparison: Mapping[str, Any]) -> str:
     else:
         verdict = f"{a} beats {b}" if lin["mean"] > 0 else f"{b} beats {a}"
     return f"{numbers} → {verdict}."
+
+
+def recorded_bands(row: str, keys: Sequence[str], name: str = "curves") -> dict[str, dict[str, Any]] | None:
+    """{key: {"step", "mean", "sd", "label"}} of a recorded row's curves (results/curves.json, written by
+    `scripts/study.py curves`), for `plots.plot_history(bands=...)`; None when the file or row is missing."""
+    recorded = recorded_results(name)
+    entry = (recorded or {}).get("rows", {}).get(row)
+    if entry is None:
+        return None
+    label = f"recorded {row}, mean ± sd of {entry['seeds']} seeds"
+    return {key: {"step": entry["step"], **entry[key], "label": label} for key in keys if key in entry}

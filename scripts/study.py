@@ -426,10 +426,37 @@ def time_parity(data_dir: str, steps: int = 20, rounds: int = 3) -> dict:
             "hardware": hardware(1), "command": "python scripts/study.py parity --data-dir DATA"}
 
 
+CURVE_KEYS = ("loss", "loss_dino", "loss_bt", "teacher_entropy", "teacher_marginal_entropy", "emb_std")
+
+
+def curves(name: str, row_names: tuple[str, ...] = ("DINO Twins", "DINO")) -> dict:
+    """Per logged step, the mean and sd over seeds of the logged curves of a study's rows (from each run's
+    metrics.jsonl under runs/): the recorded bands notebooks 02 and 03 draw under their live curves."""
+    rows, seeds, _ = study(name)
+    out: dict = {"study": name, "preset": PRESET, "commit": commit(), "hardware": hardware(2),
+                 "command": f"python scripts/study.py curves {name}", "rows": {}}
+    for row in (r for r in rows if r.name in row_names):
+        logs = []
+        for seed in seeds:
+            path = run_dir(name, row, seed) / "metrics.jsonl"
+            if path.exists():
+                logs.append({r["step"]: r for r in map(json.loads, path.read_text().splitlines())})
+        if len(logs) < 2:
+            continue
+        steps = sorted(set.intersection(*(set(log) for log in logs)))
+        entry = {"seeds": len(logs), "overrides": row.overrides, "step": steps}
+        for key in CURVE_KEYS:
+            if all(key in log[steps[0]] for log in logs):
+                stats = [mean_sd([log[s][key] for log in logs]) for s in steps]
+                entry[key] = {"mean": [round(m, 5) for m, _ in stats], "sd": [round(sd, 5) for _, sd in stats]}
+        out["rows"][row.name] = entry
+    return out
+
+
 def main() -> int:
-    """run / summarise / parity / freeze."""
+    """run / summarise / parity / freeze / curves."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=("run", "summarise", "parity", "freeze"))
+    parser.add_argument("action", choices=("run", "summarise", "parity", "freeze", "curves"))
     parser.add_argument("study", nargs="?")
     parser.add_argument("--data-dir", default=os.environ.get("DTLIB_DATA", "../shared/data/cifar10-jpeg"))
     parser.add_argument("--jobs", type=int, default=2)
@@ -441,6 +468,11 @@ def main() -> int:
         result = time_parity(args.data_dir)
         (RESULTS / "parity.json").write_text(json.dumps(result, indent=2) + "\n")
         print(json.dumps(result, indent=2))
+        return 0
+    if args.action == "curves":
+        result = curves(args.study)
+        (RESULTS / "curves.json").write_text(json.dumps(result) + "\n")
+        print({row: entry["seeds"] for row, entry in result["rows"].items()})
         return 0
     rows, seeds, split = study(args.study)
     if args.action == "run":

@@ -208,3 +208,15 @@ def test_retrieval_grid_one_row_per_query_and_representation_framed_by_label():
     green, red = (matplotlib.colors.to_rgba(c) for c in ("tab:green", "tab:red"))
     assert axes[1, 1].spines["top"].get_edgecolor() == green  # trained, query 0 (cat) -> gallery 0 (cat)
     assert axes[0, 1].spines["top"].get_edgecolor() == red  # random init, query 0 (cat) -> gallery 1 (dog)
+
+
+def test_history_draws_a_recorded_band_under_the_live_curve():
+    history = [{"step": s, "loss": 5.0 - s} for s in range(4)]
+    band = {"step": [0, 1, 2, 3], "mean": [5.0, 4.5, 4.0, 3.5], "sd": [0.5] * 4, "label": "recorded, 3 seeds"}
+    fig = plots.plot_history(history, ["loss", "emb_std"], bands={"loss": band})
+    ax = fig.axes[0]
+    (fill,) = ax.collections  # the band
+    np.testing.assert_allclose(fill.get_paths()[0].vertices[:, 1].max(), 5.5)
+    np.testing.assert_allclose(fill.get_paths()[0].vertices[:, 1].min(), 3.0)
+    assert "recorded, 3 seeds" in ax.get_legend_handles_labels()[1]
+    assert not fig.axes[1].collections  # no band where none was given

@@ -119,3 +119,14 @@ def test_the_recorded_power_study_reads_as_its_pre_registered_result():
     assert comparison_sentence(recorded[("DINO Twins", "DINO")]).endswith("DINO Twins beats DINO.")
     parity = recorded[("DINO Twins", "Barlow Twins, DINO Twins' compute")]
     assert "no evidence of a difference" in comparison_sentence(parity)
+
+
+def test_recorded_bands_read_a_row_of_the_curves_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(results, "REPO_ROOT", tmp_path)
+    (tmp_path / "results").mkdir()
+    curves = {"rows": {"DINO": {"seeds": 3, "step": [0, 1], "loss": {"mean": [2.0, 1.0], "sd": [0.1, 0.2]}}}}
+    (tmp_path / "results" / "curves.json").write_text(json.dumps(curves))
+    bands = results.recorded_bands("DINO", ["loss", "emb_std"])
+    assert bands == {"loss": {"step": [0, 1], "mean": [2.0, 1.0], "sd": [0.1, 0.2],
+                              "label": "recorded DINO, mean ± sd of 3 seeds"}}
+    assert results.recorded_bands("DINO Twins", ["loss"]) is None

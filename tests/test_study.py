@@ -109,3 +109,19 @@ def test_budget_trend_reads_the_four_epoch_interval_against_the_one_epoch_mean(s
     result, _ = study.budget_comparisons(runs, seeds)
     assert result["trend vs DINO"] == "grows"  # +1 at 1 epoch, +4 at 4
     assert result["trend vs Barlow Twins"] == "shrinks"  # +2 at 1 epoch, +0.5 at 4
+
+
+def test_curves_are_the_per_step_mean_and_sd_over_seeds(study, monkeypatch):
+    monkeypatch.setattr(study, "frozen_recipe", lambda: {"beta": "0.002", "teacher_temp": "0.005"})
+    rows, seeds, _ = study.study("safeguards")
+    for seed, offset in zip(seeds[:2], (0.0, 2.0)):
+        out = study.run_dir("safeguards", rows[0], seed)
+        out.mkdir(parents=True)
+        (out / "metrics.jsonl").write_text("\n".join(
+            json.dumps({"step": s, "loss": 1.0 + s + offset, "emb_std": 0.05}) for s in range(3 + int(offset))))
+    result = study.curves("safeguards")
+    twins = result["rows"]["DINO Twins"]
+    assert "DINO" not in result["rows"]  # no runs: no band
+    assert twins["seeds"] == 2 and twins["step"] == [0, 1, 2]  # the steps every seed logged
+    assert twins["loss"]["mean"] == [2.0, 3.0, 4.0] and all(abs(sd - 2 ** 0.5) < 1e-4 for sd in twins["loss"]["sd"])
+    assert "loss_dino" not in twins and twins["emb_std"]["sd"] == [0.0] * 3
