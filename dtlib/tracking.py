@@ -42,14 +42,17 @@ class LiveCurves:
     Args:
         keys: history keys to plot, one panel each.
         hlines: {key: (value, label)} reference lines, as in `plot_history`.
+        bands: {key: recorded mean ± sd}, faint under the live curve, as in `plot_history`.
         min_interval: seconds between two redraws.
         smooth: moving-average window.
     """
 
     def __init__(self, keys: Sequence[str] = ("loss",), hlines: Mapping[str, tuple[float, str]] | None = None,
-                 min_interval: float = 2.0, smooth: int = 1, ncols: int = 4):
+                 min_interval: float = 2.0, smooth: int = 1, ncols: int = 4,
+                 bands: Mapping[str, Mapping[str, Any]] | None = None):
         self.keys = list(keys)
         self.hlines = hlines
+        self.bands = bands
         self.min_interval = min_interval
         self.smooth = smooth
         self.rows: list[dict[str, Any]] = []
@@ -71,7 +74,7 @@ class LiveCurves:
         """Draw the rows received so far and update the notebook output."""
         for ax in self.axes:
             ax.clear()
-        plot_history(self.rows, self.keys, ax=self.axes, smooth=self.smooth, hlines=self.hlines)
+        plot_history(self.rows, self.keys, ax=self.axes, smooth=self.smooth, hlines=self.hlines, bands=self.bands)
         self.redraws += 1
         self._last = time.monotonic()
         if not _in_notebook():
