@@ -125,7 +125,9 @@ def comparison_sentence(comparison: Mapping[str, Any]) -> str:
     if n < HEADLINE_SEEDS:
         verdict = f"a hint only ({n} seeds < {HEADLINE_SEEDS})"
     elif not significant:
-        verdict = "no evidence of a difference"
+        verdict = "no evidence of a difference in linear top-1"
+        if knn["ci_low"] > 0 or knn["ci_high"] < 0:
+            verdict += f"; kNN alone favours {a if knn['mean'] > 0 else b}"
     elif (knn["mean"] > 0) != (lin["mean"] > 0):
         verdict = "the linear probe and kNN disagree in sign: no claim"
     else:
