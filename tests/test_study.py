@@ -53,7 +53,7 @@ def test_comparisons_are_paired_by_seed_and_holm_adjusted(study):
     assert ac["linear"]["p_holm"] >= ac["linear"]["p_t"]
 
 
-def test_a_recorded_run_is_not_run_again_and_keeps_its_commit(study):
+def test_a_recorded_run_is_not_run_again_and_keeps_its_commit(study, monkeypatch):
     row = study.Row("beta 0", "dinotwins")
     out = study.run_dir("selection_beta", row, 0)
     write_run(out, 48.0, 40.0)
@@ -63,7 +63,7 @@ def test_a_recorded_run_is_not_run_again_and_keeps_its_commit(study):
     again = study.load_runs("selection_beta")
     assert again == first and again[0]["commit"] == first[0]["commit"]
     started = []
-    study.subprocess.Popen = lambda *a, **k: started.append(a)  # nothing may start
+    monkeypatch.setattr(study.subprocess, "Popen", lambda *a, **k: started.append(a))  # nothing may start
     study.run_all([(study.command(row, 0, "val", out, "DATA"), out)], 1)
     assert started == []
 
