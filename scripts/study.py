@@ -317,7 +317,7 @@ def safeguard_comparisons(runs: list[dict]) -> tuple[dict, list[str]]:
             continue
         rescued = res["ci_low"] > 0 and res["p_holm"] < 0.05
         verdicts[s] = ("Barlow Twins replaces it" if rescued and non["ci_low"] > -NON_INFERIORITY
-                       else "rescues DINO, but not to within 0.5 points of full DINO" if rescued
+                       else "rescues DINO; not shown to be within 0.5 points of full DINO" if rescued
                        else "no evidence Barlow Twins replaces it")
     lines = ["Every arm − DINO Twins (full), Holm over the 9:", "", *comparison_lines(primary), "",
              "Does Barlow Twins rescue DINO without the safeguard? (DINO Twins without s) − (DINO without s), "

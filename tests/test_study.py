@@ -83,7 +83,7 @@ def test_safeguard_verdicts_follow_the_plans_decision_rule(study, monkeypatch):
     result, lines = study.safeguard_comparisons(runs)
     first, second, third, fourth = study.SAFEGUARDS
     assert result["verdicts"][first] == "Barlow Twins replaces it"
-    assert result["verdicts"][second] == "rescues DINO, but not to within 0.5 points of full DINO"
+    assert result["verdicts"][second] == "rescues DINO; not shown to be within 0.5 points of full DINO"
     assert result["verdicts"][fourth] == "Barlow Twins replaces it"
     assert len(result["primary"]) == 9 and len(result["rescue"]) == 4
     for s in study.SAFEGUARDS:  # the same runs with DINO Twins no better than DINO without s: never replaced
