@@ -121,11 +121,11 @@ _LESSON: dict[str, Any] = dict(epochs=6, n_local=2, warmup_epochs=1, teacher_tem
 PRESETS: dict[str, dict[str, Any]] = {
     "cifar10-resnet18": dict(_GPU),  # results/presets.md
     "cifar10-resnet18-5min": dict(_GPU, epochs=30, n_local=4, warmup_epochs=3, warmup_teacher_temp_epochs=5,
-                                  momentum_teacher=0.99),  # results/gpu_check_rehearsal.md
+                                  momentum_teacher=0.99),  # results/presets.md
     "cifar10-resnet50": dict(_GPU, backbone="resnet50"),  # results/presets.md
     "cifar10-vit-tiny": dict(_GPU, **_VIT),  # results/presets.md
-    "cifar10-resnet18-lesson": dict(_GPU, **_LESSON),  # results/budget.md
-    "cifar10-vit-tiny-lesson": dict(_GPU, **_VIT, **dict(_LESSON, epochs=10)),  # results/budget.md
+    "cifar10-resnet18-lesson": dict(_GPU, **_LESSON),  # results/presets.md
+    "cifar10-vit-tiny-lesson": dict(_GPU, **_VIT, **dict(_LESSON, epochs=10)),  # results/presets.md
     "cpu-mini": dict(  # results/cpu_recipe.md, results/dino_recipe.md, results/selection.md
         backbone="resnet_mini", data_size=16, subset=0, epochs=1, batch_size=128, optimizer="adamw", lr=4e-3,
         min_lr_ratio=0.01, warmup_epochs=0.05, weight_decay=1e-4, weight_decay_end=None, clip_grad=0.0,

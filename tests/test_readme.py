@@ -24,3 +24,15 @@ def test_readme_structure_table_names_existing_files():
     assert expected - paths == set()
     missing = [p for p in paths if "<" not in p and not (ROOT / p).exists()]
     assert not missing, missing
+
+
+def test_every_results_file_named_anywhere_exists():
+    """A results/ file cited by the README, the code, the notebooks or another results file exists (a renamed or
+    removed file leaves its citations behind)."""
+    sources = [ROOT / "README.md", *ROOT.glob("dtlib/*.py"), *ROOT.glob("scripts/*.py"), *ROOT.glob("scripts/*.sh"),
+               *ROOT.glob("notebooks/*.ipynb"), *ROOT.glob("results/*.md")]
+    cited = {(source.name, name) for source in sources
+             for name in re.findall(r"results/([\w.-]+\.(?:md|json))", source.read_text())}
+    missing = sorted((source, name) for source, name in cited
+                     if not name.split(".")[0].isupper() and not (ROOT / "results" / name).exists())  # NAME: a pattern
+    assert not missing, missing
